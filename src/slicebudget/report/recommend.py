@@ -1,0 +1,159 @@
+"""Per budget level, the best (rho, s) and policy, with its interval and one plain sentence.
+
+One recommendation is made per (dims, model, budget level): a user trains one model, and 2D and 3D
+results are kept apart because they can disagree (the paper's Fig. 1a against 1b). "Best" is the
+highest mean IoU over repeats; whether the data can actually tell it from the runner-up is judged
+from their 95% intervals and said in words next to the recommendation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from slicebudget.report.stats import Interval, intervals_overlap
+
+POLICY_PHRASES = {
+    "fixed": "at a fixed interval",
+    "random": "chosen uniformly at random",
+    "coreset": "chosen by coreset selection (unsupervised active learning)",
+}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One row of ``summary.json``'s ``recommendations`` (see the ``slicebudget.report`` docstring)."""
+
+    budget_slices: int
+    n_volumes: int
+    slices_per_volume: float
+    density: float
+    volume_fraction: float
+    policy: str
+    interpolation: str
+    model: str
+    dims: int
+    mean_iou: float
+    ci95: list[float] | None
+    n_repeats: int
+    sentence: str
+    separable: bool | None
+    separation: str
+    n_candidates: int
+    runner_up: dict | None = field(default=None)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def policy_phrase(policy: str) -> str:
+    return POLICY_PHRASES.get(policy, f"chosen by the '{policy}' policy")
+
+
+def config_label(row) -> str:
+    """Short name of a configuration, e.g. ``rho=0.1, s=0.5, fixed`` (``+ sli2vol`` when interpolated)."""
+    label = f"rho={row['density']:g}, s={row['volume_fraction']:g}, {row['policy']}"
+    if row["interpolation"] != "off":
+        label += f" + {row['interpolation']} interpolation"
+    return label
+
+
+def _per_volume(value: float) -> str:
+    # Slices per volume is a mean over volumes of different depths: say "10 slices each" when it is
+    # 10 up to rounding, else give one decimal and call it an average.
+    rounded = round(value)
+    if abs(value - rounded) < 0.05:
+        return f"{_plural(int(rounded), 'slice')} each"
+    return f"{value:.1f} slices each on average"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def sentence(best, budget_level: int, interpolation_in_grid: bool) -> str:
+    """The plain sentence, built only from the numbers of ``best`` (a config-summary row)."""
+    volumes = int(round(best["n_volumes"]))
+    if best["is_dense_baseline"]:
+        text = f"For {budget_level:,} slices, annotate every slice of all {_plural(volumes, 'volume')}"
+    else:
+        per_volume = _per_volume(float(best["slices_per_volume"]))
+        text = (
+            f"For {budget_level:,} slices, annotate {_plural(volumes, 'volume')} at {per_volume}, "
+            f"{policy_phrase(best['policy'])}"
+        )
+    if best["interpolation"] != "off":
+        text += f", and fill the slices in between by {best['interpolation']} mask interpolation before training"
+    elif interpolation_in_grid:
+        text += ", without mask interpolation"
+    return text + "."
+
+
+def _interval(row) -> Interval:
+    low = None if pd.isna(row["ci_low"]) else float(row["ci_low"])
+    high = None if pd.isna(row["ci_high"]) else float(row["ci_high"])
+    return Interval(mean=float(row["mean_iou"]), low=low, high=high, n=int(row["n_repeats"]))
+
+
+def separation(best, runner_up) -> tuple[bool | None, str]:
+    """Whether the best and the runner-up are statistically distinguishable, in words."""
+    if runner_up is None:
+        return None, "Only one configuration finished at this budget, so there is nothing to compare it with."
+    best_interval, runner_interval = _interval(best), _interval(runner_up)
+    other = f"the runner-up, {config_label(runner_up)}: {runner_interval.describe()}"
+    overlap = intervals_overlap(best_interval, runner_interval)
+    if overlap is None:
+        return None, (
+            f"With a single repeat (n=1, no interval) the data cannot say whether it beats {other}."
+        )
+    if overlap:
+        return False, f"Its 95% interval overlaps that of {other}, so the data cannot separate them."
+    return True, f"Its 95% interval lies above that of {other}, so the data separate them."
+
+
+def recommend(configs: pd.DataFrame) -> list[Recommendation]:
+    """Best configuration per (dims, model, budget level) from ``tables.config_summary`` output."""
+    recommendations = []
+    if configs.empty:
+        return recommendations
+    for (dims, model, level), group in configs.groupby(["dims", "model", "budget_level"], sort=True):
+        # Ties go to the better-replicated configuration, then to a stable name order, so the
+        # report never changes between two runs on the same data.
+        ranked = group.assign(_label=[config_label(r) for _, r in group.iterrows()]).sort_values(
+            ["mean_iou", "n_repeats", "_label"], ascending=[False, False, True], kind="stable"
+        )
+        best = ranked.iloc[0]
+        runner_up = ranked.iloc[1] if len(ranked) > 1 else None
+        separable, separation_text = separation(best, runner_up)
+        interval = _interval(best)
+        recommendations.append(Recommendation(
+            budget_slices=int(level),
+            n_volumes=int(round(best["n_volumes"])) if not math.isnan(best["n_volumes"]) else 0,
+            slices_per_volume=float(best["slices_per_volume"]),
+            density=float(best["density"]),
+            volume_fraction=float(best["volume_fraction"]),
+            policy=str(best["policy"]),
+            interpolation=str(best["interpolation"]),
+            model=str(model),
+            dims=int(dims),
+            mean_iou=interval.mean,
+            ci95=interval.as_list(),
+            n_repeats=interval.n,
+            sentence=sentence(best, int(level), bool((group["interpolation"] != "off").any())),
+            separable=separable,
+            separation=separation_text,
+            n_candidates=len(ranked),
+            runner_up=None if runner_up is None else {
+                "label": config_label(runner_up),
+                "density": float(runner_up["density"]),
+                "volume_fraction": float(runner_up["volume_fraction"]),
+                "policy": str(runner_up["policy"]),
+                "interpolation": str(runner_up["interpolation"]),
+                "mean_iou": float(runner_up["mean_iou"]),
+                "ci95": _interval(runner_up).as_list(),
+                "n_repeats": int(runner_up["n_repeats"]),
+            },
+        ))
+    return recommendations
