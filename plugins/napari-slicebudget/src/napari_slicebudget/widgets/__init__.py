@@ -1,0 +1,1 @@
+"""Thin Qt widgets over :mod:`napari_slicebudget.logic`."""
