@@ -1,0 +1,67 @@
+"""`budget-study bench inference`: NMSW and random-foreground patches against a tuned sliding window."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from slicebudget.cli.app import bench_app
+from slicebudget.errors import UserError
+
+
+@bench_app.command("inference")
+def bench_inference(
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON here."),
+    task: str = typer.Option("organ", "--task", help="Phantom task: organ, lesion or vessel."),
+    iterations: int = typer.Option(
+        100, "--iterations", min=1,
+        help="NMSW training iterations (whole volumes); the backbone gets three patch iterations per NMSW one.",
+    ),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Cache of the trained model: loaded when it exists, else trained and saved here."
+    ),
+    threads: int = typer.Option(
+        1, "--threads", min=1, help="torch threads for training and every timed run (one is fastest on a busy box)."
+    ),
+    runs: int = typer.Option(3, "--runs", min=3, help="Timed runs per row (the median is reported), after one warm-up."),
+):
+    """Time, count MACs, measure peak memory and score Dice of SW, NMSW and RF on phantom volumes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from slicebudget.data.phantoms import validate_task
+    from slicebudget.inference.nmsw.bench import run_inference_bench, target_checks
+    from slicebudget.inference.nmsw.bench_methods import BenchSetup
+    from slicebudget.inference.nmsw.patches import patch_grid
+    from slicebudget.io import atomic_write
+
+    setup = BenchSetup(task=validate_task(task))
+    if checkpoint is not None and checkpoint.exists() and not checkpoint.is_file():
+        raise UserError("--checkpoint must be a file", checkpoint)
+    err = Console(stderr=True)
+    grid = patch_grid(setup.volume_shape, setup.patch_size)
+    err.print(f"volume {setup.volume_shape}, patch {setup.patch_size}, overlap 0.5: "
+              f"N = {' x '.join(map(str, grid.grid_shape))} = {grid.n_patches} patches; {threads} torch thread(s)")
+    with err.status("benchmarking inference") as status:
+        report = run_inference_bench(setup, iterations, checkpoint, threads, runs, on_stage=status.update)
+    n = report["n_patches"]
+    sw = next(r for r in report["rows"] if r["method"] == "sw")
+    table = Table(title=f"inference on {task} phantoms ({n} patches; SW batch size {report['sw_batch_size']})")
+    for column in ("method", "K", "K/N", "median s", "speed-up", "GMACs", "MAC saving", "peak MB", "Dice"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for row in report["rows"]:
+        k = row["k"]
+        table.add_row(row["method"], "-" if k is None else str(k), "-" if k is None else f"{k / n:.1%}",
+                      f"{row['seconds']:.3f}", f"{sw['seconds'] / row['seconds']:.1f}x", f"{row['macs'] / 1e9:.2f}",
+                      f"{1 - row['macs'] / sw['macs']:.1%}", f"{row['peak_mb']:.0f}", f"{row['dice']:.3f}")
+    console = Console() if Console().is_terminal else Console(width=160)
+    console.print(table)
+    console.print("MACs = FLOPs / 2 from torch's FlopCounterMode (convolutions and matrix products only); peak MB = "
+                  "RSS high-water mark above the pre-run RSS in a fresh process per method.")
+    for text, met in target_checks(report):
+        console.print(f"  [{'green' if met else 'red'}]{'met' if met else 'NOT met'}[/]  {text}")
+    if json_out is not None:
+        with atomic_write(json_out) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,122 @@
+"""`budget-study propagate`, `budget-study propagation train`, `budget-study bench propagation`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from slicebudget.cli.app import app, bench_app, propagation_app
+
+
+def _progress_bar(description: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+
+
+@app.command("propagate")
+def propagate_cmd(
+    image: Path = typer.Option(..., "--image", help="Image volume (.nii.gz, .nrrd, .mha)."),
+    labels: Path = typer.Option(..., "--labels", help="Sparse labels: unannotated slices hold the ignore label."),
+    ignore_label: int = typer.Option(..., "--ignore-label", min=1, help="Value marking unannotated voxels."),
+    out: Path = typer.Option(..., "--out", help="Dense labels, written with the image's exact geometry."),
+    method: str = typer.Option("sli2vol", "--method", help="sli2vol, sdf, nearest or mci."),
+    dataset: Path | None = typer.Option(
+        None, "--dataset", help="dataset.json (or its folder) declaring the label values; checked if given."
+    ),
+    model: Path | None = typer.Option(None, "--model", help="sli2vol model file (default: the shipped model)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: GPU when present)."),
+):
+    """Propagate a sparse slice annotation into dense labels."""
+    import numpy as np
+
+    from slicebudget.io import read_labels, read_volume, write_volume
+    from slicebudget.propagation import get_propagator, propagate
+    from slicebudget.propagation.labels import check_declared, read_declared_labels
+    from slicebudget.volume import SparseAnnotation
+
+    get_propagator(method)  # refuse an unknown method before reading anything
+    declared = read_declared_labels(dataset) if dataset is not None else None
+    volume = read_volume(image)
+    encoded = read_labels(labels, like=volume)
+    check_declared(encoded.array, ignore_label, declared, labels)
+    annotation = SparseAnnotation.decode(encoded.array, ignore_label, name=str(labels))
+    params = {"model": model} if method == "sli2vol" and model is not None else {}
+    with _progress_bar(f"propagating ({method})") as bar:
+        task = bar.add_task("propagate", total=None)
+        result = propagate(
+            volume.array.astype(np.float32),
+            annotation,
+            method=method,
+            device=device,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **params,
+        )
+    write_volume(result.labels.astype(annotation.labels.dtype), like=volume, path=out)
+    filled = int((~annotation.annotated & (result.confidence > 0)).sum())
+    typer.echo(
+        f"wrote {out} ({method}: {int(annotation.annotated.sum())} annotated slices, "
+        f"{filled} propagated, {volume.n_slices} in all)"
+    )
+
+
+@propagation_app.command("train")
+def train_cmd(
+    dataset_dirs: list[Path] = typer.Argument(..., help="One or more dataset folders; their labels are not used."),
+    out: Path = typer.Option(..., "--out", help="Model file to write (.pt)."),
+    iterations: int = typer.Option(400, "--iterations", min=1, help="Optimiser steps."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of every random choice."),
+    batch: int = typer.Option(4, "--batch", min=1, help="Slice pairs per step."),
+    crop: int = typer.Option(48, "--crop", min=16, help="Crop size (pixels) of each training pair."),
+    cases_per_dataset: int = typer.Option(0, "--cases", min=0, help="Use only the first N cases of each (0 = all)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: GPU when present)."),
+):
+    """Train the sli2vol feature network self-supervised (reconstruct slice i+k from slice i)."""
+    from slicebudget.propagation.sli2vol.propagator import pick_device
+    from slicebudget.propagation.sli2vol.train import TrainingSettings, train_from_datasets
+
+    settings = TrainingSettings(iterations=iterations, batch=batch, crop=crop, seed=seed)
+    with _progress_bar("training sli2vol") as bar:
+        task = bar.add_task("train", total=iterations)
+        final = train_from_datasets(
+            dataset_dirs,
+            out,
+            settings,
+            cases_per_dataset=cases_per_dataset or None,
+            device=pick_device(device),
+            progress=lambda done, total, loss: bar.update(task, completed=done),
+        )
+    typer.echo(f"wrote {out} (final reconstruction loss {final:.4f} over the last steps)")
+
+
+@bench_app.command("propagation")
+def bench_cmd(
+    dataset_dir: Path = typer.Argument(..., help="Dataset with dense labels (e.g. a phantom dataset)."),
+    densities: str = typer.Option("0.05,0.1,0.2,0.4,0.8", "--densities", help="Annotation densities rho."),
+    methods: str = typer.Option("sli2vol,sdf,nearest,mci", "--methods", help="Methods to compare."),
+    policy: str = typer.Option("fixed", "--policy", help="Slice selection policy (fixed, random, coreset)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for random policies."),
+    max_cases: int = typer.Option(0, "--cases", min=0, help="Use only the first N cases (0 = all)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON here."),
+):
+    """Table 3 of the slice-selection study: IoU of propagated masks per method and density."""
+    from slicebudget.propagation.bench import format_table, parse_list, run_bench, write_json
+
+    rhos = [float(x) for x in parse_list(densities, "--densities")]
+    names = parse_list(methods, "--methods")
+    with _progress_bar("benchmarking propagation") as bar:
+        task = bar.add_task("bench", total=None)
+        result = run_bench(
+            dataset_dir,
+            rhos,
+            names,
+            policy=policy,
+            seed=seed,
+            max_cases=max_cases or None,
+            on_step=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    typer.echo(format_table(result))
+    if json_out is not None:
+        write_json(result, json_out)
+        typer.echo(f"wrote {json_out}")

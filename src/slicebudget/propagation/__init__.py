@@ -1,0 +1,48 @@
+"""Mask propagation: turn a sparse slice annotation into dense labels plus a per-slice confidence.
+
+    from slicebudget.propagation import propagate
+    result = propagate(image, annotation, method="sli2vol")   # or "sdf", "nearest", "mci"
+    result.labels      # (D, H, W) ints; human-annotated slices exactly as given
+    result.confidence  # (D,) in [0, 1]; 1 on human slices, 0 where nothing was propagated
+
+``sli2vol`` is learned (self-supervised, shipped model) and follows the image beyond the outermost
+annotated slices until its stop rule ends it; ``sdf``, ``nearest`` and ``mci`` interpolate between
+annotated slices only. See each method's class docstring for exactly what it does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from slicebudget.propagation.common import ProgressCallback, PropagationResult, check_inputs
+from slicebudget.propagation.registry import PROPAGATORS, get_propagator
+from slicebudget.volume import SparseAnnotation
+
+
+def propagate(
+    image: np.ndarray,
+    annotation: SparseAnnotation,
+    method: str = "sli2vol",
+    progress: ProgressCallback | None = None,
+    device: str | None = None,
+    **params,
+) -> PropagationResult:
+    """Propagate ``annotation`` through ``image`` (D, H, W) with the named method.
+
+    ``progress(done, total)`` is called as slices are processed (the napari plugin's progress bar);
+    ``device`` ("cpu", "cuda", None = GPU when present) applies to learned methods; other keyword
+    parameters go to the method's constructor.
+    """
+    check_inputs(image, annotation)
+    if method == "sli2vol":
+        params = {"device": device, **params}
+    propagator = get_propagator(method, **params)
+    result = propagator.propagate(np.asarray(image), annotation, progress=progress)
+    # Human slices are returned exactly as given, whatever the method did around them.
+    labels = result.labels.astype(annotation.labels.dtype, copy=False)
+    labels[annotation.annotated] = annotation.labels[annotation.annotated]
+    confidence = np.where(annotation.annotated, 1.0, result.confidence)
+    return PropagationResult(labels, confidence)
+
+
+__all__ = ["PROPAGATORS", "PropagationResult", "get_propagator", "propagate"]

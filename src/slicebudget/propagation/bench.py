@@ -1,0 +1,165 @@
+"""Table 3 of the slice-selection study: how well propagated masks match the human masks.
+
+For every labelled case, density rho and method: choose ``n = round(rho * D)`` slices with the slice
+policy (over all slices of the volume, as the paper does), cut a sparse annotation from the dense
+labels, propagate, and score. The score is the IoU of each foreground class over the WHOLE volume
+(annotated slices included, as the paper computes it), averaged over the classes present in the
+case, then over cases. Time is wall-clock seconds per volume per method.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from slicebudget.errors import UserError
+
+
+@dataclass
+class BenchResult:
+    densities: list[float]
+    methods: list[str]
+    iou: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds_per_volume: dict[str, float] = field(default_factory=dict)
+    n_cases: int = 0
+    policy: str = "fixed"
+
+    def to_json(self) -> dict:
+        return {
+            "densities": self.densities,
+            "iou": self.iou,
+            "seconds_per_volume": self.seconds_per_volume,
+            "cases": self.n_cases,
+            "policy": self.policy,
+            "score": "per-class foreground IoU over the whole volume, mean over classes then cases",
+        }
+
+
+def parse_list(text: str, option: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise UserError(f"{option} needs at least one comma-separated value")
+    return items
+
+
+def class_mean_iou(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over foreground classes present in ``truth`` of each class's IoU over the volume."""
+    scores = []
+    for c in np.unique(truth):
+        if c == 0:
+            continue
+        t, p = truth == c, pred == c
+        scores.append(float((t & p).sum() / (t | p).sum()))
+    return float(np.mean(scores)) if scores else 1.0
+
+
+def _density_key(rho: float) -> str:
+    return f"{rho:g}"
+
+
+def run_bench(
+    dataset_dir: str | Path,
+    densities: Sequence[float],
+    methods: Sequence[str],
+    policy: str = "fixed",
+    seed: int = 0,
+    max_cases: int | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> BenchResult:
+    from slicebudget.io import open_dataset
+    from slicebudget.propagation import propagate
+    from slicebudget.propagation.registry import get_propagator
+    from slicebudget.selection.base import check_density, n_slices_for_density
+    from slicebudget.selection.registry import get_policy
+    from slicebudget.volume import SparseAnnotation
+
+    densities = [check_density(r, "--densities") for r in densities]
+    for m in methods:
+        get_propagator(m)
+    selector = get_policy(policy)
+    dataset = open_dataset(dataset_dir)
+    cases = [c for c in (*dataset.cases, *dataset.test_cases) if c.label is not None]
+    cases = cases[:max_cases] if max_cases else cases
+    if not cases:
+        raise UserError("dataset holds no case with labels to compare against", dataset_dir)
+    declared = set(dataset.labels.values())
+    scores = {m: {_density_key(r): [] for r in densities} for m in methods}
+    seconds = {m: 0.0 for m in methods}
+    total, done = len(cases) * len(densities) * len(methods), 0
+    for case in cases:
+        loaded = dataset.load_case(case)
+        image, dense = loaded.images[0].array.astype(np.float32), loaded.label.array
+        undeclared = sorted(set(np.unique(dense).tolist()) - declared)
+        if undeclared:
+            raise UserError(f"label value {undeclared[0]} is not declared in dataset.json", case.label)
+        for rho in densities:
+            n = n_slices_for_density(image.shape[0], rho)
+            slices = selector.select(image, n, seed)
+            annotation = SparseAnnotation.from_dense(dense, slices)
+            for m in methods:
+                start = time.perf_counter()
+                result = propagate(image, annotation, method=m)
+                seconds[m] += time.perf_counter() - start
+                scores[m][_density_key(rho)].append(class_mean_iou(dense, result.labels))
+                done += 1
+                if on_step is not None:
+                    on_step(done, total)
+    runs = len(cases) * len(densities)
+    return BenchResult(
+        densities=list(densities),
+        methods=list(methods),
+        iou={m: {k: float(np.mean(v)) for k, v in per.items()} for m, per in scores.items()},
+        seconds_per_volume={m: seconds[m] / runs for m in methods},
+        n_cases=len(cases),
+        policy=policy,
+    )
+
+
+def format_table(result: BenchResult) -> str:
+    keys = [_density_key(r) for r in result.densities]
+    header = f"{'method':<10}" + "".join(f"{'rho=' + k:>10}" for k in keys) + f"{'s/volume':>11}"
+    lines = [
+        "Propagated vs human masks: mean class IoU over whole volumes "
+        f"({result.n_cases} cases, policy {result.policy})",
+        header,
+        "-" * len(header),
+    ]
+    for m in result.methods:
+        row = f"{m:<10}" + "".join(f"{result.iou[m][k]:>10.4f}" for k in keys)
+        lines.append(row + f"{result.seconds_per_volume[m]:>11.2f}")
+    return "\n".join(lines)
+
+
+def write_json(result: BenchResult, path: str | Path) -> Path:
+    from slicebudget.io.atomic import atomic_write
+
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(result.to_json(), indent=2))
+    return path
+
+
+def measure_sli2vol_speed(
+    size: int = 512, depth: int = 24, seed: int = 0, device: str | None = None
+) -> dict[str, float]:
+    """Seconds per slice pair and per slice of ``sli2vol`` on a synthetic ``depth x size x size``
+    volume with one annotated slice in the middle (a disc that drifts and grows, as organs do)."""
+    from slicebudget.propagation import propagate
+    from slicebudget.volume import SparseAnnotation
+
+    rng = np.random.default_rng(seed)
+    z, y, x = np.ogrid[:depth, :size, :size]
+    radius = size * (0.15 + 0.1 * np.sin(np.pi * z / depth))
+    dense = ((y - size / 2 - z) ** 2 + (x - size / 2) ** 2 < radius**2).astype(np.uint8)
+    image = (40.0 + 80.0 * dense + rng.normal(0.0, 8.0, dense.shape)).astype(np.float32)
+    annotation = SparseAnnotation.from_dense(dense, [depth // 2])
+    start = time.perf_counter()
+    result = propagate(image, annotation, method="sli2vol", device=device)
+    seconds = time.perf_counter() - start
+    pairs = int((result.confidence > 0).sum()) - 1
+    return {"seconds": seconds, "pairs": pairs, "seconds_per_pair": seconds / max(pairs, 1)}

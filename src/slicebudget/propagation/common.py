@@ -1,0 +1,117 @@
+"""What every propagation method shares: the result type, input checks, and the gaps between slices.
+
+A *gap* is a run of unannotated slices. It is bounded by annotated slices on both sides (an inner
+gap), or lies beyond the outermost annotated slice (an outer gap, with one side open).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from slicebudget.errors import UserError
+from slicebudget.volume import SparseAnnotation
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class PropagationResult:
+    """Dense labels (D, H, W) and a per-slice confidence (D,) in [0, 1].
+
+    Confidence is 1.0 on human-annotated slices and 0.0 on slices nothing was propagated to.
+    """
+
+    labels: np.ndarray
+    confidence: np.ndarray
+
+    def __post_init__(self):
+        if self.labels.ndim != 3 or self.confidence.shape != (self.labels.shape[0],):
+            raise ValueError("labels must be (D, H, W) and confidence (D,)")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Unannotated slices ``first..last`` (inclusive); ``before``/``after`` are the bounding
+    annotated slices, or None where the gap runs to the end of the volume."""
+
+    first: int
+    last: int
+    before: int | None
+    after: int | None
+
+    @property
+    def slices(self) -> range:
+        return range(self.first, self.last + 1)
+
+
+def find_gaps(annotated: np.ndarray) -> list[Gap]:
+    """All runs of unannotated slices, in slice order."""
+    gaps: list[Gap] = []
+    d = annotated.shape[0]
+    i = 0
+    while i < d:
+        if annotated[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < d and not annotated[j + 1]:
+            j += 1
+        gaps.append(Gap(i, j, i - 1 if i > 0 else None, j + 1 if j + 1 < d else None))
+        i = j + 1
+    return gaps
+
+
+def check_inputs(image: np.ndarray, annotation: SparseAnnotation) -> None:
+    """Refuse inputs no method can work with, with one clear line each."""
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise UserError(f"image must be 3D (D, H, W), got shape {image.shape}")
+    if tuple(image.shape) != tuple(annotation.labels.shape):
+        raise UserError(f"image shape {image.shape} differs from annotation shape {annotation.labels.shape}")
+    if not annotation.annotated.any():
+        raise UserError("the annotation holds no annotated slice; annotate at least one slice to propagate from")
+    if not np.issubdtype(annotation.labels.dtype, np.integer):
+        raise UserError(f"annotation labels must be integers, got {annotation.labels.dtype}")
+    if annotation.labels.size and int(annotation.labels.min()) < 0:
+        raise UserError("annotation labels must not be negative")
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise UserError("image holds NaN or infinite voxels")
+
+
+def class_ids(annotation: SparseAnnotation) -> np.ndarray:
+    """Foreground class ids present on annotated slices, sorted."""
+    values = np.unique(annotation.labels[annotation.annotated])
+    return values[values != 0]
+
+
+def start_result(annotation: SparseAnnotation) -> tuple[np.ndarray, np.ndarray]:
+    """Labels holding only the human slices, and their confidence (1 there, 0 elsewhere)."""
+    labels = np.where(annotation.annotated[:, None, None], annotation.labels, 0).astype(annotation.labels.dtype)
+    confidence = annotation.annotated.astype(np.float64)
+    return labels, confidence
+
+
+def is_empty(annotation: SparseAnnotation, index: int) -> bool:
+    return not annotation.labels[index].any()
+
+
+def report(progress: ProgressCallback | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(int(done), int(total))
+
+
+def interpolation_confidence(annotation: SparseAnnotation, gap: Gap, index: int) -> float:
+    """Confidence the classical methods give slice ``index`` of ``gap``.
+
+    ``1 - distance_to_nearer_bounding_slice / gap_width`` (in [0.5, 1)) inside a gap with foreground
+    on at least one side; 0 beyond the outermost annotated slices and between two empty slices,
+    where nothing is propagated.
+    """
+    if gap.before is None or gap.after is None:
+        return 0.0
+    if is_empty(annotation, gap.before) and is_empty(annotation, gap.after):
+        return 0.0
+    return 1.0 - min(index - gap.before, gap.after - index) / (gap.after - gap.before)

@@ -1,0 +1,185 @@
+"""How a learned step (slice i -> slice i +- 1) becomes a dense volume: chains, blending, stopping.
+
+Algorithm 1 of the slice-selection study keeps one queue and lets whichever annotated slice reaches
+an unannotated slice first decide it. Here instead:
+
+* every gap between two annotated slices that both hold foreground is propagated from *both* sides,
+  and the two proposals are blended per pixel, weighted by each chain's match confidence and by its
+  distance (the nearer human slice counts more);
+* a gap bounded by an annotated-empty slice is propagated from its non-empty side only, and never
+  enters the empty slice: "empty" is a human statement, so nothing crosses it;
+* beyond the outermost annotated slices a chain runs until the image stops it (the stop rule);
+* human-annotated slices are copied unchanged and are never propagated onto.
+
+The stop rule is image-driven, not a fixed count: a chain dies when verification leaves no
+foreground, when the foreground collapses (shrinks to under ``collapse_ratio`` of the previous
+slice's area in one step, or under ``min_area`` pixels), or when the running product of step
+confidences falls below ``min_confidence``. Slices a chain never reaches stay background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from slicebudget.propagation.common import (
+    Gap,
+    ProgressCallback,
+    PropagationResult,
+    find_gaps,
+    is_empty,
+    report,
+    start_result,
+)
+from slicebudget.propagation.sli2vol.verify import Verified
+from slicebudget.volume import SparseAnnotation
+
+# step(src, dst, src_labels) -> (proposal probabilities (K+1, H, W), verified result)
+StepFunction = Callable[[int, int, np.ndarray], tuple[np.ndarray, Verified]]
+
+
+@dataclass(frozen=True)
+class StopRule:
+    min_confidence: float = 0.05
+    min_area: int = 3
+    collapse_ratio: float = 0.25
+
+    def dies(self, area: int, previous_area: int, confidence: float) -> bool:
+        return (
+            area < self.min_area
+            or area < self.collapse_ratio * previous_area
+            or confidence < self.min_confidence
+        )
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """What one chain says about one slice: soft class probabilities, labels, its confidence."""
+
+    probs: np.ndarray | None  # (K+1, H, W); None once the chain has died (all background)
+    labels: np.ndarray
+    confidence: float
+    alive: bool
+
+
+def run_chain(
+    step: StepFunction,
+    start: int,
+    targets: range,
+    start_labels: np.ndarray,
+    rule: StopRule,
+    on_slice: Callable[[], None],
+) -> list[ChainStep]:
+    """Propagate from annotated slice ``start`` through ``targets`` (in order) until the rule stops it."""
+    out: list[ChainStep] = []
+    labels, confidence, area, src = start_labels, 1.0, int((start_labels != 0).sum()), start
+    for dst in targets:
+        probs, verified = step(src, dst, labels)
+        new_area = int((verified.labels != 0).sum())
+        on_slice()
+        if rule.dies(new_area, area, confidence * verified.step_confidence):
+            # A dead chain keeps voting "background" with the trust it had when the image stopped it.
+            out.append(ChainStep(None, np.zeros_like(labels), confidence, False))
+            break
+        confidence *= verified.step_confidence
+        soft = probs.astype(np.float32, copy=True)
+        background = verified.labels == 0
+        soft[:, background] = 0.0
+        soft[0, background] = 1.0
+        out.append(ChainStep(soft, verified.labels, confidence, True))
+        labels, area, src = verified.labels, new_area, dst
+    return out
+
+
+def _write_one_sided(chain: list[ChainStep], slices, labels: np.ndarray, confidence: np.ndarray) -> None:
+    for j, s in zip(slices, chain):
+        if s.alive:
+            labels[j] = s.labels
+            confidence[j] = s.confidence
+
+
+def _blend(
+    forward: ChainStep | None,
+    backward: ChainStep | None,
+    d_before: int,
+    d_after: int,
+    channel_classes: np.ndarray,
+    shape: tuple[int, int],
+) -> tuple[np.ndarray, float]:
+    """Per-pixel blend of the two chains' probabilities; a dead chain votes background.
+
+    Each chain's weight is its confidence times the distance to the *other* bounding slice, so at
+    equal confidence the nearer human slice dominates and the weights match linear interpolation.
+    """
+    votes = []
+    for s, distance_to_other in ((forward, d_after), (backward, d_before)):
+        if s is None:
+            continue
+        p = s.probs
+        if p is None:
+            p = np.zeros((len(channel_classes), *shape), dtype=np.float32)
+            p[0] = 1.0
+        votes.append((s.confidence * distance_to_other, p, s.confidence))
+    total = sum(w for w, _, _ in votes)
+    if total <= 0 or all(s.probs is None for s in (forward, backward) if s is not None):
+        return np.zeros(shape, dtype=channel_classes.dtype), 0.0
+    blended = sum(w * p for w, p, _ in votes) / total
+    labels = channel_classes[blended.argmax(axis=0)]
+    for c in channel_classes[1:]:
+        labels[ndimage.binary_fill_holes(labels == c) & (labels == 0)] = c
+    return labels, float(sum(w * c for w, _, c in votes) / total)
+
+
+def propagate_by_chains(
+    annotation: SparseAnnotation,
+    step: StepFunction,
+    channel_classes: np.ndarray,
+    rule: StopRule,
+    progress: ProgressCallback | None = None,
+) -> PropagationResult:
+    """Fill every gap of ``annotation`` with chains of ``step`` calls (see the module docstring)."""
+    labels, confidence = start_result(annotation)
+    gaps = find_gaps(annotation.annotated)
+    total = sum(len(g.slices) * (2 if _two_sided(annotation, g) else 1) for g in gaps)
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        report(progress, min(done[0], total), total)
+
+    for gap in gaps:
+        lower = gap.before is not None and not is_empty(annotation, gap.before)
+        upper = gap.after is not None and not is_empty(annotation, gap.after)
+        if lower and upper:
+            forward = run_chain(step, gap.before, gap.slices, annotation.labels[gap.before], rule, tick)
+            backward = run_chain(step, gap.after, gap.slices[::-1], annotation.labels[gap.after], rule, tick)
+            backward = backward[::-1]
+            n_back_missing = len(gap.slices) - len(backward)
+            for offset, j in enumerate(gap.slices):
+                f = forward[offset] if offset < len(forward) else (forward[-1] if not forward[-1].alive else None)
+                bi = offset - n_back_missing
+                b = backward[bi] if bi >= 0 else (backward[0] if not backward[0].alive else None)
+                labels[j], confidence[j] = _blend(
+                    f, b, j - gap.before, gap.after - j, channel_classes, labels.shape[1:]
+                )
+        elif lower:
+            chain = run_chain(step, gap.before, gap.slices, annotation.labels[gap.before], rule, tick)
+            _write_one_sided(chain, gap.slices, labels, confidence)
+        elif upper:
+            targets = gap.slices[::-1]
+            chain = run_chain(step, gap.after, targets, annotation.labels[gap.after], rule, tick)
+            _write_one_sided(chain, targets, labels, confidence)
+    report(progress, total, total)
+    return PropagationResult(labels, np.clip(confidence, 0.0, 1.0))
+
+
+def _two_sided(annotation: SparseAnnotation, gap: Gap) -> bool:
+    return (
+        gap.before is not None
+        and gap.after is not None
+        and not is_empty(annotation, gap.before)
+        and not is_empty(annotation, gap.after)
+    )
