@@ -1,0 +1,291 @@
+"""The study config: a YAML file validated by a versioned pydantic model.
+
+A study crosses annotation density rho (``densities``), volume fraction s (``volume_fractions``),
+slice policies, mask interpolation settings and models, each repeated ``repeats`` times. Invalid
+files are refused with one line that names the field, e.g.
+``study.yaml: densities.2: Input should be less than or equal to 1``.
+
+Example::
+
+    version: 1
+    dataset: {phantom: {task: organ, cases: 8, test_cases: 4, seed: 0, shape: [20, 64, 64]}}
+    densities: [0.1, 0.2]
+    volume_fractions: [0.5, 1.0]
+    policies: [fixed, random]
+    interpolation: [off]
+    models:
+      - {name: unet, encoder: resnet18, dims: 2}
+    training: {iterations: 200, batch_size: 8, learning_rate: 0.001, val_every: 50}
+    repeats: 2
+    seed: 0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from slicebudget.errors import UserError
+
+CONFIG_VERSION = 1
+# Used when slicebudget.selection cannot be imported; the registry is the authority when it can.
+KNOWN_POLICIES = ("fixed", "random", "coreset")
+INFERENCE_METHODS = ("sliding_window", "nmsw")
+OFF = "off"
+
+
+def _known_policy(value: str) -> str:
+    valid = _policy_names()
+    if value not in valid:
+        raise ValueError(f"unknown policy {value!r}; choose from {', '.join(valid)}")
+    return value
+
+
+def _known_interpolation(value: str) -> str:
+    valid = _propagation_names()
+    if value != OFF and valid is not None and value not in valid:
+        raise ValueError(f"unknown interpolation {value!r}; choose from off, {', '.join(valid)}")
+    return value
+
+
+# Constraints sit on the list items, so an error names the item: "densities.2: Input should be ...".
+Share = Annotated[float, Field(gt=0.0, le=1.0)]
+PolicyName = Annotated[str, AfterValidator(_known_policy)]
+InterpolationName = Annotated[str, AfterValidator(_known_interpolation)]
+
+
+def _distinct(values: list, what: str) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} must not repeat, got {values}")
+    return values
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PhantomSpec(_Strict):
+    """A procedural phantom dataset, generated into the study folder when absent."""
+
+    task: str = "organ"
+    cases: int = Field(default=8, ge=1)
+    test_cases: int = Field(default=4, ge=0)
+    seed: int = Field(default=0, ge=0)
+    shape: tuple[int, int, int] = (32, 96, 96)
+    spacing: tuple[float, float, float] = (2.5, 0.8, 0.8)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        from slicebudget.data.phantoms import PHANTOM_TASKS
+
+        if value not in PHANTOM_TASKS:
+            raise ValueError(f"unknown phantom task {value!r}; choose one of {', '.join(sorted(PHANTOM_TASKS))}")
+        return value
+
+    @field_validator("shape")
+    @classmethod
+    def _big_enough(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        from slicebudget.data.phantoms import MIN_SIZE
+
+        if min(value) < MIN_SIZE:
+            raise ValueError(f"every phantom axis needs at least {MIN_SIZE} voxels, got {list(value)}")
+        return value
+
+
+class PhantomDataset(_Strict):
+    phantom: PhantomSpec
+
+
+class InferenceConfig(_Strict):
+    """How 3D test volumes are predicted (2D models go slice by slice).
+
+    ``k``: NMSW's number of patches per volume; ``iterations``: NMSW's own training (its global
+    network, around the frozen trained backbone), default the backbone's iterations.
+    """
+
+    name: Literal["sliding_window", "nmsw"] = "sliding_window"
+    k: int = Field(default=10, ge=1)
+    overlap: float = Field(default=0.5, ge=0.0, lt=1.0)
+    iterations: int | None = Field(default=None, gt=0)
+
+
+class ModelConfig(_Strict):
+    """One model of the study. ``params`` are passed on to the model factory unchanged."""
+
+    name: str
+    dims: Literal[2, 3] = 2
+    encoder: str | None = None
+    weights_path: str | None = None
+    patch_size: tuple[int, ...] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    label: str | None = Field(default=None, description="name in the report; default name[-encoder]")
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        _check_model_name(self.name, self.dims, self.encoder, self.params)
+        if self.inference.name == "nmsw" and self.dims != 3:
+            raise ValueError("inference nmsw is for 3D models")
+        if self.patch_size is not None:
+            if len(self.patch_size) != self.dims:
+                raise ValueError(f"patch_size needs {self.dims} sizes for a {self.dims}D model, got {list(self.patch_size)}")
+            if min(self.patch_size) < 1:
+                raise ValueError(f"patch_size must be positive, got {list(self.patch_size)}")
+        if self.dims == 3 and self.patch_size is None:
+            raise ValueError("a 3D model needs patch_size (D, H, W)")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        if self.label:
+            return self.label
+        return f"{self.name}-{self.encoder}" if self.encoder else self.name
+
+
+class TrainingConfig(_Strict):
+    """Optimisation settings shared by every run.
+
+    ``val_fraction``: share of the chosen (annotated) volumes held out to pick the best weights;
+    see :mod:`slicebudget.study.execute_run` for the rule. ``device``: None = CUDA when available.
+    """
+
+    iterations: int = Field(gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    val_every: int = Field(default=50, gt=0)
+    val_fraction: float = Field(default=0.2, ge=0.0, le=0.5)
+    augment: bool = True
+    device: str | None = None
+
+
+class StudyConfig(_Strict):
+    version: Literal[1]
+    name: str | None = None
+    dataset: str | PhantomDataset
+    test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
+    densities: list[Share] = Field(min_length=1)
+    volume_fractions: list[Share] = Field(min_length=1)
+    policies: list[PolicyName] = Field(default_factory=lambda: ["fixed"], min_length=1)
+    interpolation: list[InterpolationName] = Field(default_factory=lambda: [OFF], min_length=1)
+    models: list[ModelConfig] = Field(min_length=1)
+    training: TrainingConfig
+    repeats: int = Field(default=3, ge=1)
+    seed: int = Field(default=0, ge=0)
+    dense_baseline: bool = True
+
+    @field_validator("densities", "volume_fractions", "policies")
+    @classmethod
+    def _no_repeats(cls, values: list, info) -> list:
+        return _distinct(values, info.field_name)
+
+    @field_validator("interpolation", mode="before")
+    @classmethod
+    def _interpolation_words(cls, values):
+        # YAML 1.1 reads a bare `off` as False; the user meant the word.
+        if isinstance(values, (str, bool)) or values is None:
+            values = [values]
+        return [OFF if v is False or v is None else v for v in values]
+
+    @field_validator("interpolation")
+    @classmethod
+    def _interpolation_no_repeats(cls, values: list[str]) -> list[str]:
+        return _distinct(values, "interpolation")
+
+    @model_validator(mode="after")
+    def _distinct_models(self) -> StudyConfig:
+        labels = [(m.display_name, m.dims) for m in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError("two models share a name and dims; give one a distinct `label`")
+        return self
+
+
+def _policy_names() -> tuple[str, ...]:
+    try:
+        from slicebudget.selection import POLICIES
+    except ImportError:
+        return KNOWN_POLICIES
+    return tuple(sorted(POLICIES))
+
+
+def _propagation_names() -> tuple[str, ...] | None:
+    try:
+        from slicebudget.propagation import PROPAGATORS
+    except ImportError:
+        return None
+    return tuple(sorted(PROPAGATORS))
+
+
+def _check_model_name(name: str, dims: int, encoder: str | None, params: dict) -> None:
+    """Name, dims and parameters against slicebudget.models' registry (skipped if not importable)."""
+    try:
+        from slicebudget.models import MODEL_REGISTRY, model_parameters
+    except ImportError:
+        return
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODEL_REGISTRY))}")
+    if dims not in MODEL_REGISTRY[name].dims:
+        raise ValueError(f"model {name!r} is {' or '.join(map(str, MODEL_REGISTRY[name].dims))}D only, not {dims}D")
+    valid = model_parameters(name)
+    asked = [*params, *(["encoder"] if encoder else [])]
+    unknown = sorted(set(asked) - set(valid) - {"seed", "weights_path"})
+    if unknown:
+        raise ValueError(f"model {name!r} takes no parameter {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}")
+    if "seed" in params or "weights_path" in params:
+        raise ValueError("set weights_path beside name, not in params; the study sets the seed")
+
+
+_TYPE_MISMATCH = {"string_type", "model_type", "dict_type", "model_attributes_type", "is_instance_of"}
+
+
+def _is_type_tag(part) -> bool:
+    """Union branch names pydantic puts in an error location ('str', 'PhantomDataset', ...)."""
+    return isinstance(part, str) and (part in {"str", "int", "float"} or part[:1].isupper() or "[" in part)
+
+
+def _first_error_line(exc: ValidationError) -> str:
+    """The most useful problem as ``where: what``: for a union (``dataset: path | {phantom: ...}``)
+    the branch that does not even match the input's type is not the interesting one."""
+    errors = exc.errors()
+    specific = [e for e in errors if e["type"] not in _TYPE_MISMATCH] or errors
+    first = specific[0]
+    where = ".".join(str(p) for p in first["loc"] if not _is_type_tag(p)) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(specific) - 1} more problem{'s' if len(specific) > 2 else ''})" if len(specific) > 1 else ""
+    return f"{where}: {message}{more}"
+
+
+def parse_config(data: Any, source: str | Path | None = None) -> StudyConfig:
+    """Validate a parsed YAML mapping; UserError names the first bad field."""
+    if not isinstance(data, dict):
+        raise UserError("a study config must be a YAML mapping (key: value lines)", source)
+    if "version" not in data:
+        raise UserError(f"version: missing; write `version: {CONFIG_VERSION}` at the top", source)
+    if data["version"] != CONFIG_VERSION:
+        raise UserError(f"version: this slicebudget reads study config version {CONFIG_VERSION}, got {data['version']!r}", source)
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_first_error_line(exc), source) from exc
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study YAML file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise UserError("study config not found", path) from exc
+    except OSError as exc:
+        raise UserError(f"cannot read study config: {exc.strerror}", path) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}", path) from exc
+    return parse_config(data, path)

@@ -1,0 +1,190 @@
+"""Where runs execute: in this process, or on Dask workers (a LocalCluster or an existing scheduler).
+
+An executor takes :class:`RunTask` objects and yields :class:`RunOutcome` objects as runs finish.
+Workers receive one task (run spec, dataset folder, temporary run folder) and return an outcome; they
+never touch the study store, which only the driver writes. Exceptions inside a run become failed
+outcomes (the study goes on); a full or read-only disk is marked ``fatal`` so the driver stops with
+one clear line instead of failing every remaining run the same way.
+"""
+
+from __future__ import annotations
+
+import errno
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+ExecuteFn = Callable[..., dict]  # execute(spec, dataset_path, run_dir, on_progress=None) -> result dict
+FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+MAX_RESUBMITS = 1  # after Dask's own retries (allowed-failures) a run gets one more fresh submission
+
+
+@dataclass(frozen=True)
+class RunTask:
+    run_id: str
+    spec: dict
+    dataset_path: str
+    run_dir: str  # a temporary folder; the driver renames it into place when the run succeeds
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    ok: bool
+    result: dict | None = None
+    error: str | None = None
+    details: str | None = None  # traceback, kept in the study's logs/ folder
+    fatal: bool = False
+
+
+def _disk_problem(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc`` (following causes) when it means the disk cannot take writes."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in FATAL_ERRNOS:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def run_task(task: RunTask, execute: ExecuteFn, on_progress: Callable[[dict], None] | None = None,
+             torch_threads: int | None = None) -> RunOutcome:
+    """Run one task and describe how it went; only KeyboardInterrupt (and SystemExit) escape.
+
+    ``torch_threads`` sets torch's intra-op threads for the run (and restores them after): CPU
+    results depend on it in the last bits, which a short training run can amplify, so equal
+    thread counts are what make a Dask run reproduce an in-process one exactly.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
+    try:
+        result = {**execute(task.spec, task.dataset_path, task.run_dir, on_progress),
+                  "torch_threads": torch.get_num_threads()}
+    except Exception as exc:  # noqa: BLE001 - every failure of one run is recorded, the study goes on
+        disk = _disk_problem(exc)
+        if disk is not None:
+            where = f" ({disk.filename})" if disk.filename else ""
+            return RunOutcome(task.run_id, False, error=f"cannot write run artifacts: {disk.strerror}{where}",
+                              details=traceback.format_exc(), fatal=True)
+        message = str(exc) or type(exc).__name__
+        return RunOutcome(task.run_id, False, error=f"{type(exc).__name__}: {message}", details=traceback.format_exc())
+    finally:
+        torch.set_num_threads(previous)
+    return RunOutcome(task.run_id, True, result=result)
+
+
+class LocalExecutor:
+    """Runs one task after another in this process, reporting training progress."""
+
+    def __init__(self, execute: ExecuteFn, torch_threads: int | None = None):
+        self.execute = execute
+        self.torch_threads = torch_threads
+
+    def run(self, tasks: Iterable[RunTask], on_start: Callable[[RunTask], None],
+            on_progress: Callable[[str, dict], None] | None = None) -> Iterator[RunOutcome]:
+        for task in tasks:
+            on_start(task)
+            callback = None if on_progress is None else (lambda info, rid=task.run_id: on_progress(rid, info))
+            yield run_task(task, self.execute, callback, self.torch_threads)
+
+
+class DaskExecutor:
+    """Runs tasks on Dask workers: a new LocalCluster of ``workers`` processes (one Dask thread each,
+    ``torch_threads`` torch threads per run, default 1), or the cluster behind ``scheduler``. Keeps about two tasks per worker thread in flight, so 'running'
+    rows in the store are the runs actually dispatched.
+    """
+
+    def __init__(self, execute: ExecuteFn, workers: int = 2, scheduler: str | None = None,
+                 torch_threads: int | None = None, max_resubmits: int = MAX_RESUBMITS):
+        self.execute = execute
+        self.workers = workers
+        self.scheduler = scheduler
+        self.torch_threads = 1 if torch_threads is None else torch_threads
+        self.max_resubmits = max_resubmits
+
+    def _connect(self):
+        import dask
+        from distributed import Client, LocalCluster
+
+        from slicebudget.errors import UserError
+
+        if self.scheduler:
+            try:
+                return Client(self.scheduler, timeout="20s"), None
+            except OSError as exc:
+                raise UserError(f"cannot reach the Dask scheduler: {exc}", self.scheduler) from exc
+        # A worker that dies mid-run makes the scheduler re-run its task; bound that.
+        with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
+            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=40)
+            return Client(cluster), cluster
+
+    def run(self, tasks: Iterable[RunTask], on_start: Callable[[RunTask], None],
+            on_progress: Callable[[str, dict], None] | None = None) -> Iterator[RunOutcome]:
+        from distributed import as_completed
+        from distributed.client import FutureCancelledError
+
+        try:
+            from distributed import KilledWorker
+        except ImportError:  # older layouts
+            from distributed.scheduler import KilledWorker
+
+        pending = list(tasks)
+        client, cluster = self._connect()
+        futures: dict = {}
+        attempts: dict[str, int] = {}
+        try:
+            window = max(1, 2 * sum(client.nthreads().values()))
+            completed = as_completed()
+
+            def submit(task: RunTask) -> None:
+                attempts[task.run_id] = attempts.get(task.run_id, 0) + 1
+                future = client.submit(run_task, task, self.execute, None, self.torch_threads,
+                                       key=f"run-{task.run_id}-{attempts[task.run_id]}", pure=False)
+                futures[future] = task
+                completed.add(future)
+
+            while pending and len(futures) < window:
+                task = pending.pop(0)
+                on_start(task)
+                submit(task)
+            for future in completed:
+                task = futures.pop(future)
+                try:
+                    outcome = future.result()
+                except (KilledWorker, FutureCancelledError, OSError) as exc:
+                    if attempts[task.run_id] <= self.max_resubmits:
+                        submit(task)
+                        continue
+                    outcome = RunOutcome(task.run_id, False, error=f"worker died running this run "
+                                         f"({attempts[task.run_id]} submissions): {type(exc).__name__}: {exc}")
+                yield outcome
+                if pending:
+                    task = pending.pop(0)
+                    on_start(task)
+                    submit(task)
+        finally:
+            for future in list(futures):
+                future.cancel()
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def make_executor(kind: str, execute: ExecuteFn, workers: int = 2, scheduler: str | None = None,
+                  torch_threads: int | None = None):
+    """``torch_threads`` None: torch's default in-process, 1 per Dask worker."""
+    from slicebudget.errors import UserError
+
+    if torch_threads is not None and torch_threads < 1:
+        raise UserError(f"--threads must be at least 1, got {torch_threads}")
+    if kind == "local":
+        return LocalExecutor(execute, torch_threads)
+    if kind == "dask":
+        if workers < 1:
+            raise UserError(f"--workers must be at least 1, got {workers}")
+        return DaskExecutor(execute, workers=workers, scheduler=scheduler, torch_threads=torch_threads)
+    raise UserError(f"unknown executor {kind!r}; choose local or dask")
