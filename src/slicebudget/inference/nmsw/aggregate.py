@@ -47,23 +47,35 @@ class PatchBlender:
 
     def __init__(self, grid: PatchGrid, all_starts: torch.Tensor, n_classes: int, device, weighted: bool = False):
         self.grid = grid
+        self.all_starts = all_starts
         self.box = _bounding_box(all_starts, grid.patch_size) if all_starts.shape[0] else None
-        box_shape = tuple(s.stop - s.start for s in self.box) if self.box else (0, 0, 0)
+        self.box_shape = tuple(s.stop - s.start for s in self.box) if self.box else (0, 0, 0)
         self.importance = gaussian_importance_map(grid.patch_size).to(device)
-        self.covered = torch.zeros(box_shape, device=device)  # sum of p_w over chosen windows
-        self.weighted = torch.zeros(box_shape, device=device) if weighted else self.covered  # ... times z
-        self.numerator = torch.zeros((n_classes, *box_shape), device=device)
+        # Sum of z * p_w over chosen windows, only when z varies (training). The plain sum of p_w
+        # depends on the chosen starts alone, so ``write`` computes it, after the local network's
+        # activations are freed: one box-sized tensor less at inference's peak.
+        self.weighted = torch.zeros(self.box_shape, device=device) if weighted else None
+        self.numerator = torch.zeros((n_classes, *self.box_shape), device=device)
+
+    def _region(self, start: list[int]) -> tuple[slice, slice, slice]:
+        offset = [s.start for s in self.box]
+        return tuple(slice(s - o, s - o + p) for s, o, p in zip(start, offset, self.grid.patch_size, strict=True))
 
     def add(self, patch_logits: torch.Tensor, starts: torch.Tensor, weights: torch.Tensor | None = None) -> None:
         """Add (k, C, *patch) predictions at ``starts`` (k, 3), each scaled by ``weights`` (k,)."""
-        offset = [s.start for s in self.box]
         for k, start in enumerate(starts.tolist()):
-            region = tuple(slice(s - o, s - o + p) for s, o, p in zip(start, offset, self.grid.patch_size, strict=True))
+            region = self._region(start)
             weight = self.importance if weights is None else self.importance * weights[k]
-            if self.weighted is not self.covered:
-                self.covered[region] += self.importance
-            self.weighted[region] += weight
+            if self.weighted is not None:
+                self.weighted[region] += weight
             self.numerator[(slice(None), *region)] += weight * patch_logits[k]
+
+    def coverage(self) -> torch.Tensor:
+        """Sum of p_w over all chosen windows, on the box (a new tensor)."""
+        covered = torch.zeros(self.box_shape, device=self.importance.device)
+        for start in self.all_starts.tolist():
+            covered[self._region(start)] += self.importance
+        return covered
 
     def write(self, source: torch.Tensor, target: torch.Tensor, class_logit: torch.Tensor | None) -> torch.Tensor:
         """Blend into ``target`` (C, D, H, W) with ``source`` as the upsampled global logits; ``target``
@@ -71,33 +83,48 @@ class PatchBlender:
         if self.box is None:
             return target
         box = self.box
-        touched = self.covered > 0
+        covered = self.coverage()
+        weighted = covered if self.weighted is None else self.weighted
+        touched = covered > 0
         if class_logit is None:
             skipped = None
             local_share = global_share = None
         else:
-            skipped = (full_coverage(self.grid, box).to(source.device) - self.covered).clamp(min=0)
+            # In place: the full coverage is a fresh tensor, and ``covered`` needs no gradient.
+            skipped = full_coverage(self.grid, box).to(source.device).sub_(covered).clamp_(min=0)
             local_share = torch.sigmoid(class_logit).view(-1, 1, 1, 1)
             global_share = torch.sigmoid(-class_logit).view(-1, 1, 1, 1)
         if torch.is_grad_enabled():
             # All classes at once: each slice of a full-volume tensor costs a full-volume gradient.
             up = source[(slice(None), *box)]
-            blended = self._combine(up, self.numerator, skipped, local_share, global_share)
+            blended = self._combine(up, self.numerator, weighted, skipped, local_share, global_share)
             target[(slice(None), *box)] = torch.where(touched, blended, up)
             return target
-        # Inference: one class at a time keeps the temporaries at the size of one channel of the box.
+        # Inference: one class at a time, reusing this blender's sums as scratch, keeps the
+        # temporaries to two channels of the box (the blend must not raise NMSW's peak memory).
         for c in range(source.shape[0]):
             up = source[(c, *box)]
             shares = (None, None) if skipped is None else (local_share[c, 0], global_share[c, 0])
-            blended = self._combine(up, self.numerator[c], skipped, *shares)
+            blended = self._combine_in_place(up, self.numerator[c], weighted, skipped, *shares)
             target[(c, *box)] = torch.where(touched, blended, up)
+            del blended
         return target
 
-    def _combine(self, up, numerator, skipped, local_share, global_share) -> torch.Tensor:
+    @staticmethod
+    def _combine_in_place(up, numerator, weighted, skipped, local_share, global_share) -> torch.Tensor:
+        """``_combine`` without autograd, overwriting ``numerator`` (the blender is spent after it)."""
         if skipped is None:
-            return numerator / self.weighted.clamp(min=DENOMINATOR_FLOOR)
+            return numerator.div_(weighted.clamp(min=DENOMINATOR_FLOOR))
+        stand_in = skipped * global_share
+        denominator = torch.add(stand_in, weighted, alpha=float(local_share)).clamp_(min=DENOMINATOR_FLOOR)
+        return numerator.mul_(local_share).addcmul_(stand_in, up).div_(denominator)
+
+    @staticmethod
+    def _combine(up, numerator, weighted, skipped, local_share, global_share) -> torch.Tensor:
+        if skipped is None:
+            return numerator / weighted.clamp(min=DENOMINATOR_FLOOR)
         stand_in = global_share * skipped
-        return (local_share * numerator + stand_in * up) / (local_share * self.weighted + stand_in).clamp(
+        return (local_share * numerator + stand_in * up) / (local_share * weighted + stand_in).clamp(
             min=DENOMINATOR_FLOOR
         )
 

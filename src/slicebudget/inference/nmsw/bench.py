@@ -50,10 +50,19 @@ def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - started, out
 
 
+def _onednn_conv_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import conv_flop_count
+
+    return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
+
+
 def count_macs(fn: Callable[[], torch.Tensor]) -> int:
+    """MACs of ``fn()``; convolutions that NMSW sends straight to oneDNN
+    (:mod:`slicebudget.inference.nmsw.onednn`) are counted like any other convolution."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    custom = {torch.ops.aten.mkldnn_convolution: _onednn_conv_flops}
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=custom) as counter:
         fn()
     return int(counter.get_total_flops() // 2)
 

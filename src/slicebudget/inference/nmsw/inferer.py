@@ -21,6 +21,7 @@ from torch import nn
 from slicebudget.errors import UserError
 from slicebudget.inference.nmsw.aggregate import PatchBlender
 from slicebudget.inference.nmsw.model import NMSWModel
+from slicebudget.inference.nmsw.onednn import OneDNNConvolutions
 from slicebudget.inference.nmsw.patches import PatchGrid, extract_patches, pad_to_patch
 from slicebudget.inference.nmsw.topk import deterministic_topk
 from slicebudget.inference.outputs import logits_from_output, module_device
@@ -64,14 +65,19 @@ def predict_with_patches(
     coarse, patch_logits = model.global_forward(image[None], grid)
     chosen = chooser(coarse[0], patch_logits[0], grid)
     starts = grid.starts().to(image.device)[chosen]
-    output = model.upsample(coarse, image.shape[1:])[0]
     blender = PatchBlender(grid, starts, model.classes, image.device)
     local_device = module_device(local_net, default=image.device)
     for first in range(0, starts.shape[0], batch_size):
         chunk = starts[first : first + batch_size]
         patches = extract_patches(image, grid, chunk).to(local_device)
-        logits = logits_from_output(local_net(patches)).float().to(image.device)
+        # A short last chunk (K = 5 at batch size 4) is a batch of one: keep it off the im2col path.
+        with OneDNNConvolutions():
+            logits = logits_from_output(local_net(patches)).float().to(image.device)
         blender.add(logits, chunk)
+        del patches, logits  # free this chunk before the next one is cut out
+    # Upsampled only now, so the full-resolution global prediction and the local network's
+    # activations are never alive at once (the peak memory stays below the sliding window's).
+    output = model.upsample(coarse, image.shape[1:])[0]
     return blender.write(output, output, None if local_only else model.class_logit)
 
 
@@ -96,7 +102,9 @@ def run_patch_inference(
             predict_with_patches(model, local_net, volume.to(device), chooser, batch_size, local_only).to(image.device)
             for volume in padded
         ]
-    return torch.stack(outputs)[(slice(None), slice(None), *crop)].contiguous()
+    # One volume (the usual case): a view, not a second full-resolution copy at the peak.
+    stacked = outputs[0][None] if len(outputs) == 1 else torch.stack(outputs)
+    return stacked[(slice(None), slice(None), *crop)].contiguous()
 
 
 class NMSWInferer:

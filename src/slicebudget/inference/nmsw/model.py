@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from slicebudget.errors import UserError
+from slicebudget.inference.nmsw.onednn import OneDNNConvolutions
 from slicebudget.inference.nmsw.patches import PatchGrid, box_means, low_resolution_boxes, patch_grid
 from slicebudget.inference.outputs import logits_from_output
 
@@ -88,7 +89,10 @@ class NMSWModel(nn.Module):
     def global_forward(self, image: torch.Tensor, grid: PatchGrid) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, D, H, W) at full resolution -> (coarse logits (B, K, *low), patch logits (B, N))."""
         low = F.interpolate(image, size=self.low_shape(image.shape[2:]), mode="trilinear", align_corners=False)
-        output = logits_from_output(self.global_net(low))
+        # One volume, few channels: PyTorch would pick its im2col path, whose column buffer costs
+        # more memory than a whole sliding window; oneDNN needs none (see the onednn module).
+        with OneDNNConvolutions():
+            output = logits_from_output(self.global_net(low))
         if output.shape[1] != self.classes + 1:
             raise ValueError(
                 f"the global network returned {output.shape[1]} channels; it must return classes + 1 "
