@@ -18,6 +18,7 @@ from slicebudget.propagation.sli2vol import (
 )
 from slicebudget.propagation.sli2vol.edges import edge_profile
 from slicebudget.propagation.sli2vol.network import carry, local_affinity, naive_affinity
+from slicebudget.propagation.sli2vol.sparse_carry import sparse_carry
 from slicebudget.volume import SparseAnnotation
 
 
@@ -40,6 +41,27 @@ def test_vectorised_affinity_matches_naive_reference(shape, window):
             patch = padded[:, :, y : y + window, x : x + window].reshape(2, 3, -1)
             expected[:, :, y, x] = (patch * slow[:, None, :, y, x]).sum(dim=2)
     torch.testing.assert_close(carry(fast, values), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("shape", "window"), [((37, 29), 13), ((20, 45), 5), ((5, 70), 7)])
+def test_sparse_carry_equals_dense_carry(shape, window):
+    # Scoring only tiles near a class boundary must not change the carried mask: tiles whose source
+    # region is constant receive that constant exactly, including a class touching the slice corner.
+    gen = torch.Generator().manual_seed(1)
+    dst = torch.nn.functional.normalize(torch.randn(1, 8, *shape, generator=gen), dim=1)
+    src = torch.nn.functional.normalize(torch.randn(1, 8, *shape, generator=gen), dim=1)
+    h, w = shape
+    labels = torch.zeros(h, w, dtype=torch.long)
+    labels[h // 3 : h // 2 + 1, w // 4 : w // 2] = 1
+    labels[-2:, -3:] = 2
+    onehot = torch.nn.functional.one_hot(labels, 3).permute(2, 0, 1)[None].float()
+    dense = carry(local_affinity(dst, src, window=window, temperature=0.05), onehot)
+    sparse = sparse_carry(dst, src, onehot, window=window, temperature=0.05)
+    torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)
+    # Nothing to decide anywhere (one class only): the mask comes back unchanged, no scoring needed.
+    flat = torch.zeros(1, 3, *shape)
+    flat[:, 0] = 1.0
+    assert torch.equal(sparse_carry(dst, src, flat, window=window, temperature=0.05), flat)
 
 
 def test_matching_features_carry_a_shifted_mask_exactly():

@@ -25,6 +25,8 @@ class BenchResult:
     densities: list[float]
     methods: list[str]
     iou: dict[str, dict[str, float]] = field(default_factory=dict)
+    # method -> density -> class id -> IoU averaged over the cases holding that class
+    iou_per_class: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     seconds_per_volume: dict[str, float] = field(default_factory=dict)
     n_cases: int = 0
     policy: str = "fixed"
@@ -33,6 +35,7 @@ class BenchResult:
         return {
             "densities": self.densities,
             "iou": self.iou,
+            "iou_per_class": self.iou_per_class,
             "seconds_per_volume": self.seconds_per_volume,
             "cases": self.n_cases,
             "policy": self.policy,
@@ -47,15 +50,21 @@ def parse_list(text: str, option: str) -> list[str]:
     return items
 
 
-def class_mean_iou(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Mean over foreground classes present in ``truth`` of each class's IoU over the volume."""
-    scores = []
+def class_ious(truth: np.ndarray, pred: np.ndarray) -> dict[int, float]:
+    """IoU over the volume of each foreground class present in ``truth``."""
+    scores = {}
     for c in np.unique(truth):
         if c == 0:
             continue
         t, p = truth == c, pred == c
-        scores.append(float((t & p).sum() / (t | p).sum()))
-    return float(np.mean(scores)) if scores else 1.0
+        scores[int(c)] = float((t & p).sum() / (t | p).sum())
+    return scores
+
+
+def class_mean_iou(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over foreground classes present in ``truth`` of each class's IoU over the volume."""
+    scores = class_ious(truth, pred)
+    return float(np.mean(list(scores.values()))) if scores else 1.0
 
 
 def _density_key(rho: float) -> str:
@@ -89,6 +98,7 @@ def run_bench(
         raise UserError("dataset holds no case with labels to compare against", dataset_dir)
     declared = set(dataset.labels.values())
     scores = {m: {_density_key(r): [] for r in densities} for m in methods}
+    per_class = {m: {_density_key(r): {} for r in densities} for m in methods}
     seconds = {m: 0.0 for m in methods}
     total, done = len(cases) * len(densities) * len(methods), 0
     for case in cases:
@@ -105,7 +115,10 @@ def run_bench(
                 start = time.perf_counter()
                 result = propagate(image, annotation, method=m)
                 seconds[m] += time.perf_counter() - start
-                scores[m][_density_key(rho)].append(class_mean_iou(dense, result.labels))
+                ious = class_ious(dense, result.labels)
+                scores[m][_density_key(rho)].append(float(np.mean(list(ious.values()))) if ious else 1.0)
+                for c, value in ious.items():
+                    per_class[m][_density_key(rho)].setdefault(str(c), []).append(value)
                 done += 1
                 if on_step is not None:
                     on_step(done, total)
@@ -114,6 +127,10 @@ def run_bench(
         densities=list(densities),
         methods=list(methods),
         iou={m: {k: float(np.mean(v)) for k, v in per.items()} for m, per in scores.items()},
+        iou_per_class={
+            m: {k: {c: float(np.mean(v)) for c, v in sorted(by_class.items())} for k, by_class in per.items()}
+            for m, per in per_class.items()
+        },
         seconds_per_volume={m: seconds[m] / runs for m in methods},
         n_cases=len(cases),
         policy=policy,

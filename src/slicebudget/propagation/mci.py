@@ -92,5 +92,11 @@ def _interpolate(itk, block: np.ndarray) -> np.ndarray:
     image = itk.image_from_array(np.ascontiguousarray(block))
     interpolator = itk.MorphologicalContourInterpolator.New(image)
     interpolator.SetAxis(ITK_SLICE_AXIS)
+    # The filter's threads race when writing its output (ITKContourInterpolation issue #33): with
+    # several threads some inputs corrupt the heap, and the process aborts later, often at exit
+    # after all results were written. One thread for this filter only (its own multithreader, not
+    # ITK's global default) keeps results identical and the heap intact.
+    interpolator.GetMultiThreader().SetMaximumNumberOfThreads(1)
+    interpolator.SetNumberOfWorkUnits(1)
     interpolator.Update()
     return np.asarray(itk.array_from_image(interpolator.GetOutput()))

@@ -2,6 +2,7 @@
 
 edges.py     edge-profile input (the information bottleneck)
 network.py   full-resolution feature net, local softmax affinity, affinity-weighted copy
+sparse_carry.py  the same copy for a mask, scoring only tiles near class boundaries (inference)
 verify.py    image check of each propagated mask, and the step confidence
 train.py     self-supervised training (reconstruct slice i+k from slice i)
 model_io.py  model files: format version, architecture config, weights; the shipped default

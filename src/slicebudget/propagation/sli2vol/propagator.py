@@ -13,7 +13,8 @@ from slicebudget.propagation.common import ProgressCallback, PropagationResult, 
 from slicebudget.propagation.queue import StopRule, propagate_by_chains
 from slicebudget.propagation.sli2vol.edges import edge_profile, normalise_intensity
 from slicebudget.propagation.sli2vol.model_io import load_model
-from slicebudget.propagation.sli2vol.network import FeatureNet, Sli2VolConfig, carry, local_affinity, window_bias
+from slicebudget.propagation.sli2vol.network import FeatureNet, Sli2VolConfig, window_bias
+from slicebudget.propagation.sli2vol.sparse_carry import sparse_carry
 from slicebudget.propagation.sli2vol.verify import Verified, verify_step
 from slicebudget.volume import SparseAnnotation
 
@@ -32,7 +33,12 @@ def pick_device(device: str | torch.device | None) -> torch.device:
 
 
 class _FeatureCache:
-    """Features of slices computed on demand in small batches, bounded in size (local to one call)."""
+    """Features of slices computed on demand in small batches, bounded in size (local to one call).
+
+    Each slice's features are computed once while cached: a batch holds only slices not cached yet,
+    running ahead in the chain's direction, and the oldest entries make room when the cache is full
+    (a two-sided gap's backward chain then finds the forward chain's features still there).
+    """
 
     def __init__(self, net: FeatureNet, volume: np.ndarray, scale: int, device: torch.device):
         self.net, self.volume, self.scale, self.device = net, volume, scale, device
@@ -40,10 +46,10 @@ class _FeatureCache:
 
     def get(self, index: int, direction: int) -> torch.Tensor:
         if index not in self.cache:
-            stop = index + direction * FEATURE_BATCH
-            wanted = [i for i in range(index, stop, direction) if 0 <= i < self.volume.shape[0]]
-            if len(self.cache) + len(wanted) > CACHE_SLICES:
-                self.cache.clear()
+            ahead = range(index, index + direction * FEATURE_BATCH, direction)
+            wanted = [i for i in ahead if 0 <= i < self.volume.shape[0] and i not in self.cache]
+            for old in list(self.cache)[: max(0, len(self.cache) + len(wanted) - CACHE_SLICES)]:
+                del self.cache[old]
             batch = torch.from_numpy(np.ascontiguousarray(self.volume[wanted]))[:, None].to(self.device)
             if self.scale > 1:
                 batch = F.avg_pool2d(batch, self.scale, ceil_mode=True)
@@ -109,7 +115,8 @@ class Sli2VolPropagator:
 
         def step(src: int, dst: int, src_labels: np.ndarray) -> tuple[np.ndarray, Verified]:
             direction = 1 if dst > src else -1
-            dst_features, src_features = features.get(dst, direction), features.get(src, direction)
+            src_features = features.get(src, direction)  # first: its batch then covers dst too
+            dst_features = features.get(dst, direction)
             probs = self._carry_mask(dst_features, src_features, src_labels, channel_classes, config, scale, bias)
             return probs, verify_step(smooth(dst), smooth(src), src_labels, probs, channel_classes, self.ring_width)
 
@@ -132,10 +139,9 @@ class Sli2VolPropagator:
             np.stack([src_labels == c for c in channel_classes]).astype(np.float32)
         )[None].to(src_features.device)
         with torch.inference_mode():
-            affinity = local_affinity(dst_features, src_features, config.window, config.temperature, bias)
             if scale > 1:
                 onehot = F.avg_pool2d(onehot, scale, ceil_mode=True)
-            probs = carry(affinity, onehot)
+            probs = sparse_carry(dst_features, src_features, onehot, config.window, config.temperature, bias)
             if scale > 1:
                 probs = F.interpolate(probs, scale_factor=scale, mode="bilinear", align_corners=False)[..., :h, :w]
         return probs[0].cpu().numpy()
