@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from slicebudget.errors import UserError
+from slicebudget.models import MODEL_REGISTRY, create_model, model_info, model_parameters
+
+
+def test_registry_holds_the_issue_models():
+    assert {"unet", "fpn", "deeplabv3plus", "segformer", "unet3d", "lightmedseg", "meddanet_v2"} <= set(MODEL_REGISTRY)
+    assert model_info("unet") == (2,)
+    assert model_info("lightmedseg") == (3,)
+    assert model_info("meddanet_v2") == (2,)
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(UserError) as info:
+        create_model("vnet", dims=3, in_channels=1, classes=2)
+    message = str(info.value)
+    assert "vnet" in message and all(name in message for name in MODEL_REGISTRY)
+    with pytest.raises(UserError):
+        model_info("vnet")
+
+
+def test_wrong_dims_and_unknown_parameters_are_user_errors():
+    with pytest.raises(UserError, match="dims"):
+        create_model("lightmedseg", dims=2, in_channels=1, classes=2)
+    with pytest.raises(UserError, match="base_channels"):
+        create_model("unet", dims=2, in_channels=1, classes=2, base_channels=8)
+    with pytest.raises(UserError, match="classes"):
+        create_model("unet3d", dims=3, in_channels=1, classes=1)
+    assert "encoder" in model_parameters("segformer")
+
+
+def test_encoder_defaults_and_segformer_encoder_check():
+    with pytest.raises(UserError, match="mit_b0"):
+        create_model("segformer", dims=2, in_channels=1, classes=2, encoder="resnet18")
+    assert "mit_b0" in create_model("segformer", dims=2, in_channels=1, classes=2).network.name
+    assert "resnet18" in create_model("deeplabv3plus", dims=2, in_channels=1, classes=2).network.name
+
+
+def test_unet3d_width_and_depth_are_configurable():
+    small = create_model("unet3d", dims=3, in_channels=1, classes=2, base_channels=4, depth=3)
+    default = create_model("unet3d", dims=3, in_channels=1, classes=2)
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in default.parameters()) / 10
+    assert small(torch.randn(1, 1, 12, 12, 12)).shape == (1, 2, 12, 12, 12)
+
+
+def test_weights_path_round_trip(tmp_path):
+    trained = create_model("unet3d", dims=3, in_channels=1, classes=2, seed=1, base_channels=4, depth=3).eval()
+    path = tmp_path / "weights.pt"
+    torch.save(trained.state_dict(), path)
+    loaded = create_model("unet3d", dims=3, in_channels=1, classes=2, seed=2, base_channels=4, depth=3,
+                          weights_path=path).eval()
+    x = torch.randn(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(trained(x), loaded(x))
+
+
+def test_plain_smp_state_dict_loads_into_the_wrapper(tmp_path):
+    source = create_model("fpn", dims=2, in_channels=1, classes=2, seed=1).eval()
+    path = tmp_path / "smp.pt"
+    torch.save({"state_dict": source.network.state_dict()}, path)
+    target = create_model("fpn", dims=2, in_channels=1, classes=2, seed=5, weights_path=path).eval()
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(source(x), target(x))
+
+
+def test_bad_weights_files_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        create_model("unet", dims=2, in_channels=1, classes=2, weights_path=tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read"):
+        create_model("unet", dims=2, in_channels=1, classes=2, weights_path=corrupt)
+    other = tmp_path / "other.pt"
+    torch.save(create_model("unet3d", dims=3, in_channels=1, classes=2, base_channels=4, depth=3).state_dict(), other)
+    with pytest.raises(UserError, match="do not fit"):
+        create_model("unet3d", dims=3, in_channels=1, classes=2, weights_path=other)
