@@ -62,3 +62,11 @@ def test_single_repeat_findings_do_not_overclaim(make_records):
     spread = _finding(report, "spread", 2)
     assert "0 of 5 with non-overlapping" in spread.text  # no intervals with n=1
     assert _finding(report, "interpolation", 2).verdict in {"no-clear-effect", "insufficient", "helps", "hurts"}
+
+
+def test_differences_inside_repeat_noise_are_inconclusive(make_records):
+    # The means still lean towards more volumes, but the repeats scatter far more than the effect.
+    report = build_report(make_records(volume_weight=0.01, noise=0.2), with_figures=False)
+    spread = _finding(report, "spread", 2)
+    assert spread.verdict == "inconclusive" and spread.agrees_with_paper is None
+    assert "neither confirm nor contradict" in spread.text

@@ -70,7 +70,13 @@ def spread_finding(rho_s: pd.DataFrame, dims: int) -> Finding:
         f"{separated} of {total} with non-overlapping 95% intervals over repeats)."
     )
     if separated == 0:
-        evidence += " None of the differences stands clear of repeat noise."
+        # A direction made only of differences inside repeat noise is no finding: say so rather
+        # than call it agreement or disagreement with the paper.
+        lean = "more" if share >= MAJORITY else "fewer" if share <= 1.0 - MAJORITY else "neither"
+        return Finding("spread", dims, "inconclusive", evidence + " None of the differences stands clear of "
+                       f"repeat noise (the means lean towards {lean} volumes), so these data neither confirm "
+                       "nor contradict the paper; more repeats or a longer training budget would tell.",
+                       PAPER["spread"], None)
     if share >= MAJORITY:
         return Finding("spread", dims, "spread", evidence + " Spreading the budget over more volumes "
                        "helped here, as in the paper.", PAPER["spread"], True)
