@@ -124,7 +124,7 @@ def test_shipped_study_configs_expand_as_documented():
     studies = Path(__file__).resolve().parents[2] / "studies"
     quick = load_config(studies / "quickstart.yaml")
     runs = expand_grid(quick, _fake_info(quick.dataset.phantom.cases, quick.dataset.phantom.shape[0]))
-    assert len(runs) == (2 * 2 * 2 + 1) * 2
+    assert len(runs) == (2 * 2 * 2 + 1) * 3  # (rho x s x policy + dense baseline) x repeats
     budgets = {(s["density"], s["volume_fraction"]): s["n_volumes"] * round(s["density"] * 20) for _, s in runs}
     assert budgets[(0.1, 1.0)] == budgets[(0.2, 0.5)]  # the same budget spread two ways
     paper = load_config(studies / "paper-grid.yaml")
