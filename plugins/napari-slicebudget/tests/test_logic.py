@@ -10,7 +10,9 @@ import pytest
 from slicebudget.errors import UserError
 
 from napari_slicebudget.logic.autosave import has_session, load_session, save_session, session_folder
-from napari_slicebudget.logic.budget import LogEntry, load_summary, pace, recommend
+from slicebudget.report import read_recommendations as load_summary
+
+from napari_slicebudget.logic.budget import LogEntry, pace, recommend
 from napari_slicebudget.logic.ledger import SliceLedger
 from napari_slicebudget.logic.planning import overlay_text, resolve_slice_count, slice_outlines, suggest_slices
 from napari_slicebudget.logic.propagation import (

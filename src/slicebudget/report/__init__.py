@@ -55,12 +55,14 @@ from slicebudget.report.build import SCHEMA_VERSION, ReportData, build_report, r
 from slicebudget.report.load import load_runs
 from slicebudget.report.records import DEFAULT_BUDGET_TOLERANCE
 from slicebudget.report.render import write_outputs
+from slicebudget.report.summary_file import read_recommendations
 
 __all__ = [
     "SCHEMA_VERSION",
     "ReportData",
     "build_report",
     "load_runs",
+    "read_recommendations",
     "report_dict",
     "summary_dict",
     "write_report",

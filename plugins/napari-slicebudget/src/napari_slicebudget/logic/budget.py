@@ -1,36 +1,20 @@
 """The budget panel's logic: read a study's ``summary.json`` and hold the annotator's pace against it.
 
-``summary.json`` is written by ``budget-study report`` (schema in :mod:`slicebudget.report`).
+``summary.json`` is written by ``budget-study report`` and read with
+:func:`slicebudget.report.read_recommendations` (schema in :mod:`slicebudget.report`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from slicebudget.errors import UserError
+from slicebudget.report.recommend import Recommendation
 
 from napari_slicebudget.logic.ledger import LogEntry
 
 IDLE_CAP_SECONDS = 300.0  # a gap longer than this between slices is a break, counted as this much
-REQUIRED = ("budget_slices", "n_volumes", "slices_per_volume", "density", "volume_fraction", "policy", "mean_iou")
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    budget_slices: int
-    n_volumes: int
-    slices_per_volume: float
-    density: float
-    volume_fraction: float
-    policy: str
-    mean_iou: float
-    ci95: tuple[float, float] | None
-    sentence: str
-    model: str
-    dims: int
 
 
 @dataclass(frozen=True)
@@ -63,33 +47,6 @@ class Pace:
         return (f"{self.n_done} of {planned_slices} planned slices in {self.active_seconds / 60:.1f} min "
                 f"({self.seconds_per_slice:.0f} s per slice); {left} to go, about "
                 f"{left * self.seconds_per_slice / 3600:.1f} h.")
-
-
-def load_summary(path: str | Path) -> list[Recommendation]:
-    """The recommendations of a ``summary.json``; one-line UserErrors for anything malformed."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise UserError("file not found", path) from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"invalid JSON ({exc.msg} at line {exc.lineno})", path) from exc
-    if not isinstance(raw, dict) or not isinstance(raw.get("recommendations"), list):
-        raise UserError("not a budget-study summary.json (no 'recommendations' list)", path)
-    out = []
-    for i, rec in enumerate(raw["recommendations"]):
-        missing = [k for k in REQUIRED if rec.get(k) is None]
-        if missing:
-            raise UserError(f"recommendation {i} lacks {', '.join(missing)}", path)
-        ci = rec.get("ci95")
-        out.append(Recommendation(
-            int(rec["budget_slices"]), int(rec["n_volumes"]), float(rec["slices_per_volume"]),
-            float(rec["density"]), float(rec["volume_fraction"]), str(rec["policy"]), float(rec["mean_iou"]),
-            (float(ci[0]), float(ci[1])) if ci else None, str(rec.get("sentence", "")),
-            str(rec.get("model", "")), int(rec.get("dims", 2))))
-    if not out:
-        raise UserError("summary.json holds no recommendations (did the study finish any run?)", path)
-    return out
 
 
 def recommend(recommendations: list[Recommendation], budget: int, dims: int | None = None,

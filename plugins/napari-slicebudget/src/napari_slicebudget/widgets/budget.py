@@ -16,8 +16,9 @@ from qtpy.QtWidgets import (
 )
 
 from slicebudget.errors import UserError
+from slicebudget.report import read_recommendations
 
-from napari_slicebudget.logic.budget import load_summary, pace, recommend
+from napari_slicebudget.logic.budget import pace, recommend
 from napari_slicebudget.widgets._common import LayerCombo, guarded, status_label
 from napari_slicebudget.widgets.session import session_of
 
@@ -72,7 +73,7 @@ class BudgetWidget(QWidget):
 
     @guarded("Cannot load the study summary")
     def load(self, *_):
-        self.recommendations = load_summary(self.summary_edit.text().strip())
+        self.recommendations = read_recommendations(self.summary_edit.text().strip())
         for combo, values in ((self.dims_combo, sorted({f"{r.dims}D" for r in self.recommendations})),
                               (self.model_combo, sorted({r.model for r in self.recommendations}))):
             combo.blockSignals(True)
