@@ -70,3 +70,64 @@ def test_stop_rule_collapse_and_area():
     assert rule.dies(area=20, previous_area=100, confidence=1.0)  # collapsed in one step
     assert rule.dies(area=90, previous_area=100, confidence=0.01)  # confidence ran out
     assert not rule.dies(area=60, previous_area=100, confidence=0.5)
+
+
+def _diffuse_step(src, dst, src_labels):
+    """A lost match: the source's foreground mass spread evenly over the slice, so no pixel wins."""
+    fg = np.full(src_labels.shape, (src_labels != 0).sum() / src_labels.size, dtype=np.float32)
+    probs = np.stack([1.0 - fg, fg])
+    return probs, Verified(np.zeros_like(src_labels), np.zeros(src_labels.shape, dtype=bool), 0.0)
+
+
+def _rejecting_step(src, dst, src_labels):
+    """A sharp copy that verification rejects: the image saw the object end."""
+    probs = np.stack([src_labels == 0, src_labels == 1]).astype(np.float32)
+    return probs, Verified(np.zeros_like(src_labels), np.zeros(src_labels.shape, dtype=bool), 0.0)
+
+
+def _faint_blob(upper_empty: bool) -> SparseAnnotation:
+    labels = np.zeros((5, 16, 16), dtype=np.uint8)
+    labels[0, 5:10, 5:10] = 1
+    if not upper_empty:
+        labels[4, 6:11, 6:11] = 1
+    annotated = np.zeros(5, dtype=bool)
+    annotated[[0, 4]] = True
+    return SparseAnnotation(labels, annotated)
+
+
+def test_lost_match_inside_a_gap_falls_back_to_interpolation():
+    from slicebudget.propagation.sdf import interpolate_gap
+
+    annotation = _faint_blob(upper_empty=False)
+    without = propagate_by_chains(annotation, _diffuse_step, CLASSES, StopRule())
+    assert not without.labels[1:4].any()  # both chains die on their first step: the blob is lost
+    result = propagate_by_chains(annotation, _diffuse_step, CLASSES, StopRule(), interpolation_prior=True)
+    expected = interpolate_gap(annotation.labels[0], annotation.labels[4], 4)
+    np.testing.assert_array_equal(result.labels[1:4], expected)
+    assert all(result.labels[j].sum() >= 16 for j in (1, 2, 3))  # recovered on every gap slice
+    np.testing.assert_array_equal(result.confidence[1:4], [1.0, 1.0, 1.0])  # the trust at death
+
+
+def test_lost_match_towards_an_empty_slice_shrinks_but_a_seen_ending_is_kept():
+    annotation = _faint_blob(upper_empty=True)
+    lost = propagate_by_chains(annotation, _diffuse_step, CLASSES, StopRule(), interpolation_prior=True)
+    areas = [int(lost.labels[j].sum()) for j in (1, 2, 3)]
+    assert areas[0] > 0 and areas[0] >= areas[1] and areas[2] == 0  # shrinks, vanishes before the empty slice
+    assert lost.confidence[3] == 0.0
+    seen = propagate_by_chains(annotation, _rejecting_step, CLASSES, StopRule(), interpolation_prior=True)
+    assert not seen.labels[1:4].any()  # a sharp proposal the image rejected is believed
+
+
+def test_a_chain_that_thins_out_before_going_diffuse_is_believed():
+    labels = np.zeros((7, 16, 16), dtype=np.uint8)
+    labels[0, 4:11, 4:11] = 1
+    annotated = np.zeros(7, dtype=bool)
+    annotated[[0, 6]] = True
+    annotation = SparseAnnotation(labels, annotated)  # the interpolation would still fill slice 2
+
+    def thinning(src, dst, src_labels):  # carries the blob one slice, then the match goes diffuse
+        return (_copy_step({1: 1.0, -1: 1.0}) if dst == 1 else _diffuse_step)(src, dst, src_labels)
+
+    result = propagate_by_chains(annotation, thinning, CLASSES, StopRule(), interpolation_prior=True)
+    np.testing.assert_array_equal(result.labels[1], annotation.labels[0])
+    assert not result.labels[2:6].any()  # the ending the chain watched is kept, not interpolated

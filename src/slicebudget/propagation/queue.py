@@ -8,6 +8,15 @@ an unannotated slice first decide it. Here instead:
   distance (the nearer human slice counts more);
 * a gap bounded by an annotated-empty slice is propagated from its non-empty side only, and never
   enters the empty slice: "empty" is a human statement, so nothing crosses it;
+* inside either kind of gap the shape is known at both ends (an empty slice is a shape too), so a
+  chain that died on a *lost* match need not vote "background": with ``interpolation_prior`` it
+  votes the signed-distance interpolation of the two bounding human masks (as in ``sdf``) with the
+  trust it had when it died. A match is lost when the carried probability is spread so thin that
+  the argmax keeps under half its mass (a small faint lesion): the image never got a say. In a gap
+  towards an annotated-empty slice only a match lost on the very first step counts (a chain that
+  carried the object for a while and then went diffuse watched it thin out), and a chain stopped
+  on a sharp proposal that verification rejected saw the object end: both are believed. In a gap
+  with the object on both sides any dead chain votes the interpolation, since it cannot end there;
 * beyond the outermost annotated slices a chain runs until the image stops it (the stop rule);
 * human-annotated slices are copied unchanged and are never propagated onto.
 
@@ -34,11 +43,16 @@ from slicebudget.propagation.common import (
     report,
     start_result,
 )
+from slicebudget.propagation.sdf import interpolate_gap
 from slicebudget.propagation.sli2vol.verify import Verified
 from slicebudget.volume import SparseAnnotation
 
 # step(src, dst, src_labels) -> (proposal probabilities (K+1, H, W), verified result)
 StepFunction = Callable[[int, int, np.ndarray], tuple[np.ndarray, Verified]]
+
+
+# A proposal whose argmax keeps under this share of the carried foreground mass counts as diffuse.
+DIFFUSE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,10 @@ class ChainStep:
     labels: np.ndarray
     confidence: float
     alive: bool
+    # Died on a diffuse match: the argmax decode kept under half of the foreground probability mass
+    # the step carried (spread too thin for pixels to win), so the object was carried but its
+    # position lost -- a lost match, not an ending the image saw (that leaves a sharp proposal).
+    undecided: bool = False
 
 
 def run_chain(
@@ -81,8 +99,10 @@ def run_chain(
         new_area = int((verified.labels != 0).sum())
         on_slice()
         if rule.dies(new_area, area, confidence * verified.step_confidence):
-            # A dead chain keeps voting "background" with the trust it had when the image stopped it.
-            out.append(ChainStep(None, np.zeros_like(labels), confidence, False))
+            # A dead chain keeps voting (background, or the interpolation prior) with the trust it had
+            # when it died.
+            undecided = int((probs.argmax(axis=0) != 0).sum()) < DIFFUSE_SHARE * float(probs[1:].sum())
+            out.append(ChainStep(None, np.zeros_like(labels), confidence, False, undecided))
             break
         confidence *= verified.step_confidence
         soft = probs.astype(np.float32, copy=True)
@@ -94,11 +114,26 @@ def run_chain(
     return out
 
 
-def _write_one_sided(chain: list[ChainStep], slices, labels: np.ndarray, confidence: np.ndarray) -> None:
+def _write_one_sided(
+    chain: list[ChainStep],
+    slices,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    prior: np.ndarray | None = None,
+) -> None:
+    """Write a one-sided chain; where it died, ``prior`` (labels per slice of ``slices``) takes over."""
     for j, s in zip(slices, chain):
         if s.alive:
             labels[j] = s.labels
             confidence[j] = s.confidence
+    if prior is not None and len(chain) == 1 and chain[0].undecided:
+        # The match was lost on the very first step from the human slice (not stopped by the
+        # image): the interpolation towards the human "empty" slice decides instead (it shrinks the
+        # shape and vanishes half-way), trusted as the human slice is. A chain that carried the
+        # object for a while and then went diffuse watched it thin out: that ending is kept.
+        for k in range(len(slices)):
+            labels[slices[k]] = prior[k]
+            confidence[slices[k]] = chain[-1].confidence if prior[k].any() else 0.0
 
 
 def _blend(
@@ -108,8 +143,10 @@ def _blend(
     d_after: int,
     channel_classes: np.ndarray,
     shape: tuple[int, int],
+    prior: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Per-pixel blend of the two chains' probabilities; a dead chain votes background.
+    """Per-pixel blend of the two chains' probabilities; a dead chain votes background, or the
+    interpolation ``prior`` (class ids, (H, W)) when one is given.
 
     Each chain's weight is its confidence times the distance to the *other* bounding slice, so at
     equal confidence the nearer human slice dominates and the weights match linear interpolation.
@@ -120,11 +157,11 @@ def _blend(
             continue
         p = s.probs
         if p is None:
-            p = np.zeros((len(channel_classes), *shape), dtype=np.float32)
-            p[0] = 1.0
+            fallback = prior if prior is not None else np.zeros(shape, dtype=channel_classes.dtype)
+            p = np.stack([fallback == c for c in channel_classes]).astype(np.float32)
         votes.append((s.confidence * distance_to_other, p, s.confidence))
     total = sum(w for w, _, _ in votes)
-    if total <= 0 or all(s.probs is None for s in (forward, backward) if s is not None):
+    if total <= 0 or (prior is None and all(s.probs is None for s in (forward, backward) if s is not None)):
         return np.zeros(shape, dtype=channel_classes.dtype), 0.0
     blended = sum(w * p for w, p, _ in votes) / total
     labels = channel_classes[blended.argmax(axis=0)]
@@ -139,6 +176,7 @@ def propagate_by_chains(
     channel_classes: np.ndarray,
     rule: StopRule,
     progress: ProgressCallback | None = None,
+    interpolation_prior: bool = False,
 ) -> PropagationResult:
     """Fill every gap of ``annotation`` with chains of ``step`` calls (see the module docstring)."""
     labels, confidence = start_result(annotation)
@@ -157,21 +195,31 @@ def propagate_by_chains(
             forward = run_chain(step, gap.before, gap.slices, annotation.labels[gap.before], rule, tick)
             backward = run_chain(step, gap.after, gap.slices[::-1], annotation.labels[gap.after], rule, tick)
             backward = backward[::-1]
+            prior = None
+            if interpolation_prior:
+                prior = interpolate_gap(
+                    annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before
+                )
             n_back_missing = len(gap.slices) - len(backward)
             for offset, j in enumerate(gap.slices):
                 f = forward[offset] if offset < len(forward) else (forward[-1] if not forward[-1].alive else None)
                 bi = offset - n_back_missing
                 b = backward[bi] if bi >= 0 else (backward[0] if not backward[0].alive else None)
                 labels[j], confidence[j] = _blend(
-                    f, b, j - gap.before, gap.after - j, channel_classes, labels.shape[1:]
+                    f, b, j - gap.before, gap.after - j, channel_classes, labels.shape[1:],
+                    None if prior is None else prior[offset],
                 )
-        elif lower:
-            chain = run_chain(step, gap.before, gap.slices, annotation.labels[gap.before], rule, tick)
-            _write_one_sided(chain, gap.slices, labels, confidence)
-        elif upper:
-            targets = gap.slices[::-1]
-            chain = run_chain(step, gap.after, targets, annotation.labels[gap.after], rule, tick)
-            _write_one_sided(chain, targets, labels, confidence)
+        elif lower or upper:
+            # Bounded by an annotated-empty slice on one side, or open on one side.
+            start, targets = (gap.before, gap.slices) if lower else (gap.after, gap.slices[::-1])
+            chain = run_chain(step, start, targets, annotation.labels[start], rule, tick)
+            prior = None
+            if interpolation_prior and gap.before is not None and gap.after is not None:
+                prior = interpolate_gap(
+                    annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before
+                )
+                prior = prior if lower else prior[::-1]
+            _write_one_sided(chain, targets, labels, confidence, prior)
     report(progress, total, total)
     return PropagationResult(labels, np.clip(confidence, 0.0, 1.0))
 

@@ -53,7 +53,7 @@ class SignedDistancePropagator:
         gaps = [g for g in find_gaps(annotation.annotated) if g.before is not None and g.after is not None]
         for done, gap in enumerate(gaps):
             a, b = gap.before, gap.after
-            filled = _interpolate_gap(annotation.labels[a], annotation.labels[b], b - a)
+            filled = interpolate_gap(annotation.labels[a], annotation.labels[b], b - a)
             for offset, j in enumerate(gap.slices, start=1):
                 labels[j] = filled[offset - 1]
                 confidence[j] = interpolation_confidence(annotation, gap, j)
@@ -61,7 +61,7 @@ class SignedDistancePropagator:
         return PropagationResult(labels, confidence)
 
 
-def _interpolate_gap(lower: np.ndarray, upper: np.ndarray, width: int) -> np.ndarray:
+def interpolate_gap(lower: np.ndarray, upper: np.ndarray, width: int) -> np.ndarray:
     """Labels for the ``width - 1`` slices strictly between ``lower`` and ``upper``."""
     out = np.zeros((width - 1, *lower.shape), dtype=lower.dtype)
     best = np.full(out.shape, np.inf, dtype=np.float32)

@@ -66,6 +66,9 @@ class Sli2VolPropagator:
     a GPU when present), ``scale`` (1 or 2; None = full resolution up to 256 pixels wide, half
     above), ``ring_width`` (pixels of the ring verification compares against), and the stop rule
     ``min_confidence``, ``min_area``, ``collapse_ratio`` (see :mod:`slicebudget.propagation.queue`).
+    ``interpolation_prior``: between two annotated slices, a chain that died on a lost match votes
+    the signed-distance interpolation of the two human masks instead of background (see
+    :mod:`slicebudget.propagation.queue`).
 
     Beyond the outermost annotated slices propagation continues until the stop rule ends it, so the
     object's extent there is decided by the image.
@@ -80,6 +83,7 @@ class Sli2VolPropagator:
         min_confidence: float = 0.05,
         min_area: int = 3,
         collapse_ratio: float = 0.25,
+        interpolation_prior: bool = True,
     ):
         self.model = model
         self.device = device
@@ -88,6 +92,7 @@ class Sli2VolPropagator:
         self.min_confidence = min_confidence
         self.min_area = min_area
         self.collapse_ratio = collapse_ratio
+        self.interpolation_prior = interpolation_prior
 
     def propagate(
         self,
@@ -121,7 +126,7 @@ class Sli2VolPropagator:
             return probs, verify_step(smooth(dst), smooth(src), src_labels, probs, channel_classes, self.ring_width)
 
         rule = StopRule(self.min_confidence, self.min_area, self.collapse_ratio)
-        return propagate_by_chains(annotation, step, channel_classes, rule, progress)
+        return propagate_by_chains(annotation, step, channel_classes, rule, progress, self.interpolation_prior)
 
     @staticmethod
     def _carry_mask(
