@@ -103,6 +103,27 @@ def report(progress: ProgressCallback | None, done: int, total: int) -> None:
         progress(int(done), int(total))
 
 
+def fill_inner_gaps(
+    annotation: SparseAnnotation,
+    fill_gap: Callable[[np.ndarray, np.ndarray, int], np.ndarray],
+    progress: ProgressCallback | None = None,
+) -> PropagationResult:
+    """The classical interpolators' shared loop: fill each gap bounded by annotated slices.
+
+    ``fill_gap(lower, upper, width)`` returns labels for the ``width - 1`` slices strictly between the
+    bounding slices ``lower`` and ``upper``. Beyond the outermost annotated slices nothing is filled.
+    """
+    labels, confidence = start_result(annotation)
+    gaps = [g for g in find_gaps(annotation.annotated) if g.before is not None and g.after is not None]
+    for done, gap in enumerate(gaps):
+        filled = fill_gap(annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before)
+        for offset, j in enumerate(gap.slices):
+            labels[j] = filled[offset]
+            confidence[j] = interpolation_confidence(annotation, gap, j)
+        report(progress, done + 1, len(gaps))
+    return PropagationResult(labels, confidence)
+
+
 def interpolation_confidence(annotation: SparseAnnotation, gap: Gap, index: int) -> float:
     """Confidence the classical methods give slice ``index`` of ``gap``.
 

@@ -7,10 +7,7 @@ import numpy as np
 from slicebudget.propagation.common import (
     ProgressCallback,
     PropagationResult,
-    find_gaps,
-    interpolation_confidence,
-    report,
-    start_result,
+    fill_inner_gaps,
 )
 from slicebudget.volume import SparseAnnotation
 
@@ -26,21 +23,15 @@ class NearestSlicePropagator:
     Confidence follows :func:`~slicebudget.propagation.common.interpolation_confidence`.
     """
 
-    def __init__(self):
-        pass
-
     def propagate(
         self,
         image: np.ndarray,
         annotation: SparseAnnotation,
         progress: ProgressCallback | None = None,
     ) -> PropagationResult:
-        labels, confidence = start_result(annotation)
-        gaps = [g for g in find_gaps(annotation.annotated) if g.before is not None and g.after is not None]
-        for done, gap in enumerate(gaps):
-            for j in gap.slices:
-                nearer = gap.before if j - gap.before <= gap.after - j else gap.after
-                labels[j] = annotation.labels[nearer]
-                confidence[j] = interpolation_confidence(annotation, gap, j)
-            report(progress, done + 1, len(gaps))
-        return PropagationResult(labels, confidence)
+        return fill_inner_gaps(annotation, copy_nearer, progress)
+
+
+def copy_nearer(lower: np.ndarray, upper: np.ndarray, width: int) -> np.ndarray:
+    """Each of the ``width - 1`` slices between ``lower`` and ``upper`` is a copy of the nearer one."""
+    return np.stack([lower if k <= width - k else upper for k in range(1, width)])

@@ -8,10 +8,7 @@ from scipy import ndimage
 from slicebudget.propagation.common import (
     ProgressCallback,
     PropagationResult,
-    find_gaps,
-    interpolation_confidence,
-    report,
-    start_result,
+    fill_inner_gaps,
 )
 from slicebudget.volume import SparseAnnotation
 
@@ -40,25 +37,13 @@ class SignedDistancePropagator:
     ``1 - distance_to_nearer_annotated_slice / gap_width`` (0 between two empty slices).
     """
 
-    def __init__(self):
-        pass
-
     def propagate(
         self,
         image: np.ndarray,
         annotation: SparseAnnotation,
         progress: ProgressCallback | None = None,
     ) -> PropagationResult:
-        labels, confidence = start_result(annotation)
-        gaps = [g for g in find_gaps(annotation.annotated) if g.before is not None and g.after is not None]
-        for done, gap in enumerate(gaps):
-            a, b = gap.before, gap.after
-            filled = interpolate_gap(annotation.labels[a], annotation.labels[b], b - a)
-            for offset, j in enumerate(gap.slices, start=1):
-                labels[j] = filled[offset - 1]
-                confidence[j] = interpolation_confidence(annotation, gap, j)
-            report(progress, done + 1, len(gaps))
-        return PropagationResult(labels, confidence)
+        return fill_inner_gaps(annotation, interpolate_gap, progress)
 
 
 def interpolate_gap(lower: np.ndarray, upper: np.ndarray, width: int) -> np.ndarray:
