@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from slicebudget.data.phantoms import write_phantom_dataset
-from slicebudget.propagation.bench import class_ious, run_bench
+from slicebudget.propagation.bench import class_ious, format_table, run_bench
 
 
 def test_class_ious_scores_each_present_class():
@@ -32,3 +32,12 @@ def test_bench_reports_per_class_iou_and_survives_mci(tmp_path):
             assert all(0.0 <= v <= 1.0 for v in per_class.values())
             # One case holding both classes: the headline is exactly the mean of the two classes.
             assert payload["iou"][method][key] == pytest.approx(np.mean(list(per_class.values())))
+    # The printed table names each class under its method, so a large class is read on its own.
+    assert payload["class_names"] == {"1": "organ", "2": "tumour"}
+    rows = format_table(result).splitlines()
+    sdf_row = next(i for i, line in enumerate(rows) if line.startswith("sdf"))
+    organ, tumour = rows[sdf_row + 1].split(), rows[sdf_row + 2].split()
+    assert organ[0] == "organ" and tumour[0] == "tumour"
+    assert [float(x) for x in organ[1:]] == pytest.approx(
+        [payload["iou_per_class"]["sdf"][k]["1"] for k in ("0.2", "0.5")], abs=1e-4
+    )

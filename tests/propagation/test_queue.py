@@ -14,7 +14,7 @@ CLASSES = np.array([0, 1], dtype=np.uint8)
 def _copy_step(confidence_by_direction):
     """A step that copies the source mask unchanged, with a fixed step confidence per direction."""
 
-    def step(src, dst, src_labels):
+    def step(src, dst, src_labels, keep_area=False):
         probs = np.stack([src_labels == 0, src_labels == 1]).astype(np.float32)
         conf = confidence_by_direction[1 if dst > src else -1]
         return probs, Verified(src_labels.copy(), src_labels != 0, conf)
@@ -72,14 +72,14 @@ def test_stop_rule_collapse_and_area():
     assert not rule.dies(area=60, previous_area=100, confidence=0.5)
 
 
-def _diffuse_step(src, dst, src_labels):
+def _diffuse_step(src, dst, src_labels, keep_area=False):
     """A lost match: the source's foreground mass spread evenly over the slice, so no pixel wins."""
     fg = np.full(src_labels.shape, (src_labels != 0).sum() / src_labels.size, dtype=np.float32)
     probs = np.stack([1.0 - fg, fg])
     return probs, Verified(np.zeros_like(src_labels), np.zeros(src_labels.shape, dtype=bool), 0.0)
 
 
-def _rejecting_step(src, dst, src_labels):
+def _rejecting_step(src, dst, src_labels, keep_area=False):
     """A sharp copy that verification rejects: the image saw the object end."""
     probs = np.stack([src_labels == 0, src_labels == 1]).astype(np.float32)
     return probs, Verified(np.zeros_like(src_labels), np.zeros(src_labels.shape, dtype=bool), 0.0)
@@ -125,9 +125,26 @@ def test_a_chain_that_thins_out_before_going_diffuse_is_believed():
     annotated[[0, 6]] = True
     annotation = SparseAnnotation(labels, annotated)  # the interpolation would still fill slice 2
 
-    def thinning(src, dst, src_labels):  # carries the blob one slice, then the match goes diffuse
+    def thinning(src, dst, src_labels, keep_area=False):  # carries the blob one slice, then goes diffuse
         return (_copy_step({1: 1.0, -1: 1.0}) if dst == 1 else _diffuse_step)(src, dst, src_labels)
 
     result = propagate_by_chains(annotation, thinning, CLASSES, StopRule(), interpolation_prior=True)
     np.testing.assert_array_equal(result.labels[1], annotation.labels[0])
     assert not result.labels[2:6].any()  # the ending the chain watched is kept, not interpolated
+
+
+def test_only_chains_in_a_gap_with_the_object_on_both_sides_decode_by_area():
+    labels = np.zeros((9, 8, 8), dtype=np.uint8)
+    labels[[1, 4], 2:5, 2:5] = 1  # object on both sides of gap 2..3; slice 7 annotated empty
+    annotated = np.zeros(9, dtype=bool)
+    annotated[[1, 4, 7]] = True
+    calls = {}
+    copy = _copy_step({1: 1.0, -1: 1.0})
+
+    def recording(src, dst, src_labels, keep_area=False):
+        calls[(src, dst)] = keep_area
+        return copy(src, dst, src_labels)
+
+    propagate_by_chains(SparseAnnotation(labels, annotated), recording, CLASSES, StopRule())
+    assert calls[(1, 2)] and calls[(4, 3)]  # both sides hold the object: a diffuse carry lost it
+    assert not calls[(1, 0)] and not calls[(4, 5)]  # beyond, or towards an empty slice: it may end

@@ -30,6 +30,7 @@ class BenchResult:
     seconds_per_volume: dict[str, float] = field(default_factory=dict)
     n_cases: int = 0
     policy: str = "fixed"
+    class_names: dict[str, str] = field(default_factory=dict)  # class id -> name from dataset.json
 
     def to_json(self) -> dict:
         return {
@@ -37,6 +38,7 @@ class BenchResult:
             "iou": self.iou,
             "iou_per_class": self.iou_per_class,
             "seconds_per_volume": self.seconds_per_volume,
+            "class_names": self.class_names,
             "cases": self.n_cases,
             "policy": self.policy,
             "score": "per-class foreground IoU over the whole volume, mean over classes then cases",
@@ -134,6 +136,7 @@ def run_bench(
         seconds_per_volume={m: seconds[m] / runs for m in methods},
         n_cases=len(cases),
         policy=policy,
+        class_names={str(v): k for k, v in dataset.labels.items() if v != 0},
     )
 
 
@@ -146,9 +149,19 @@ def format_table(result: BenchResult) -> str:
         header,
         "-" * len(header),
     ]
+    several_classes = len(result.class_names) > 1
     for m in result.methods:
         row = f"{m:<10}" + "".join(f"{result.iou[m][k]:>10.4f}" for k in keys)
         lines.append(row + f"{result.seconds_per_volume[m]:>11.2f}")
+        if several_classes:
+            # Each class on its own (averaged over the cases holding it): a small class that no chosen
+            # slice shows cannot be propagated and would hide how well the large one does.
+            for c, name in result.class_names.items():
+                cells = "".join(
+                    f"{result.iou_per_class[m][k][c]:>10.4f}" if c in result.iou_per_class[m][k] else f"{'-':>10}"
+                    for k in keys
+                )
+                lines.append(f"{'  ' + name:<10}"[:10] + cells)
     return "\n".join(lines)
 
 

@@ -17,6 +17,8 @@ an unannotated slice first decide it. Here instead:
   carried the object for a while and then went diffuse watched it thin out), and a chain stopped
   on a sharp proposal that verification rejected saw the object end: both are believed. In a gap
   with the object on both sides any dead chain votes the interpolation, since it cannot end there;
+* inside a gap with the object on both sides a chain's diffuse carry lost the object rather than
+  saw it end, so it is decoded by area (``keep_area``) and verification judges where it went;
 * beyond the outermost annotated slices a chain runs until the image stops it (the stop rule);
 * human-annotated slices are copied unchanged and are never propagated onto.
 
@@ -44,15 +46,12 @@ from slicebudget.propagation.common import (
     start_result,
 )
 from slicebudget.propagation.sdf import interpolate_gap
-from slicebudget.propagation.sli2vol.verify import Verified
+from slicebudget.propagation.sli2vol.verify import Verified, is_diffuse
 from slicebudget.volume import SparseAnnotation
 
-# step(src, dst, src_labels) -> (proposal probabilities (K+1, H, W), verified result)
-StepFunction = Callable[[int, int, np.ndarray], tuple[np.ndarray, Verified]]
-
-
-# A proposal whose argmax keeps under this share of the carried foreground mass counts as diffuse.
-DIFFUSE_SHARE = 0.5
+# step(src, dst, src_labels, keep_area) -> (proposal probabilities (K+1, H, W), verified result);
+# keep_area: decode a diffuse carry by area (see slicebudget.propagation.sli2vol.verify)
+StepFunction = Callable[[int, int, np.ndarray, bool], tuple[np.ndarray, Verified]]
 
 
 @dataclass(frozen=True)
@@ -90,25 +89,36 @@ def run_chain(
     start_labels: np.ndarray,
     rule: StopRule,
     on_slice: Callable[[], None],
+    channel_classes: np.ndarray,
+    keep_area: bool = False,
 ) -> list[ChainStep]:
-    """Propagate from annotated slice ``start`` through ``targets`` (in order) until the rule stops it."""
+    """Propagate from annotated slice ``start`` through ``targets`` (in order) until the rule stops it.
+
+    ``keep_area`` (for gaps with the object on both sides): a diffuse carry is decoded by area and
+    left to verification instead of fading to nothing under the argmax.
+    """
     out: list[ChainStep] = []
     labels, confidence, area, src = start_labels, 1.0, int((start_labels != 0).sum()), start
     for dst in targets:
-        probs, verified = step(src, dst, labels)
+        probs, verified = step(src, dst, labels, keep_area)
         new_area = int((verified.labels != 0).sum())
         on_slice()
         if rule.dies(new_area, area, confidence * verified.step_confidence):
             # A dead chain keeps voting (background, or the interpolation prior) with the trust it had
             # when it died.
-            undecided = int((probs.argmax(axis=0) != 0).sum()) < DIFFUSE_SHARE * float(probs[1:].sum())
+            undecided = is_diffuse(probs)
             out.append(ChainStep(None, np.zeros_like(labels), confidence, False, undecided))
             break
         confidence *= verified.step_confidence
-        soft = probs.astype(np.float32, copy=True)
-        background = verified.labels == 0
-        soft[:, background] = 0.0
-        soft[0, background] = 1.0
+        if keep_area and is_diffuse(probs):
+            # The diffuse probabilities said where the object went, not how sure each pixel is:
+            # the chain votes its verified mask.
+            soft = np.stack([verified.labels == c for c in channel_classes]).astype(np.float32)
+        else:
+            soft = probs.astype(np.float32, copy=True)
+            background = verified.labels == 0
+            soft[:, background] = 0.0
+            soft[0, background] = 1.0
         out.append(ChainStep(soft, verified.labels, confidence, True))
         labels, area, src = verified.labels, new_area, dst
     return out
@@ -192,8 +202,13 @@ def propagate_by_chains(
         lower = gap.before is not None and not is_empty(annotation, gap.before)
         upper = gap.after is not None and not is_empty(annotation, gap.after)
         if lower and upper:
-            forward = run_chain(step, gap.before, gap.slices, annotation.labels[gap.before], rule, tick)
-            backward = run_chain(step, gap.after, gap.slices[::-1], annotation.labels[gap.after], rule, tick)
+            # The object is on both sides, so a chain's diffuse carry lost it rather than saw it end.
+            forward = run_chain(
+                step, gap.before, gap.slices, annotation.labels[gap.before], rule, tick, channel_classes, True
+            )
+            backward = run_chain(
+                step, gap.after, gap.slices[::-1], annotation.labels[gap.after], rule, tick, channel_classes, True
+            )
             backward = backward[::-1]
             prior = None
             if interpolation_prior:
@@ -212,7 +227,7 @@ def propagate_by_chains(
         elif lower or upper:
             # Bounded by an annotated-empty slice on one side, or open on one side.
             start, targets = (gap.before, gap.slices) if lower else (gap.after, gap.slices[::-1])
-            chain = run_chain(step, start, targets, annotation.labels[start], rule, tick)
+            chain = run_chain(step, start, targets, annotation.labels[start], rule, tick, channel_classes)
             prior = None
             if interpolation_prior and gap.before is not None and gap.after is not None:
                 prior = interpolate_gap(

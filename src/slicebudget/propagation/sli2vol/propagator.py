@@ -118,12 +118,14 @@ class Sli2VolPropagator:
         bias = window_bias(-(-h // scale), -(-w // scale), config.window, device)
         channel_classes = np.concatenate([[0], class_ids(annotation)]).astype(annotation.labels.dtype)
 
-        def step(src: int, dst: int, src_labels: np.ndarray) -> tuple[np.ndarray, Verified]:
+        def step(src: int, dst: int, src_labels: np.ndarray, keep_area: bool) -> tuple[np.ndarray, Verified]:
             direction = 1 if dst > src else -1
             src_features = features.get(src, direction)  # first: its batch then covers dst too
             dst_features = features.get(dst, direction)
             probs = self._carry_mask(dst_features, src_features, src_labels, channel_classes, config, scale, bias)
-            return probs, verify_step(smooth(dst), smooth(src), src_labels, probs, channel_classes, self.ring_width)
+            return probs, verify_step(
+                smooth(dst), smooth(src), src_labels, probs, channel_classes, self.ring_width, keep_area
+            )
 
         rule = StopRule(self.min_confidence, self.min_area, self.collapse_ratio)
         return propagate_by_chains(annotation, step, channel_classes, rule, progress, self.interpolation_prior)

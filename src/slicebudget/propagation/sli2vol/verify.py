@@ -17,6 +17,8 @@ from scipy import ndimage
 # cannot arbitrate and the propagated pixels are kept as they are.
 MIN_SEPARATION = 1.0
 MIN_STD = 0.01  # normalised intensity units: stops a flat phantom region giving a zero variance
+# A carry whose argmax keeps under this share of the carried foreground mass counts as diffuse.
+DIFFUSE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,31 @@ def _log_likelihood(x: np.ndarray, mean: float, std: float) -> np.ndarray:
     return -0.5 * ((x - mean) / std) ** 2 - np.log(std)
 
 
+def is_diffuse(probs: np.ndarray) -> bool:
+    """True when the carried foreground is spread so thin that the per-pixel argmax keeps under
+    ``DIFFUSE_SHARE`` of its mass: the features of a small, faint object matched many neighbours."""
+    return int((probs.argmax(axis=0) != 0).sum()) < DIFFUSE_SHARE * float(probs[1:].sum())
+
+
+def decode_proposal(probs: np.ndarray, channel_classes: np.ndarray, keep_area: bool = False) -> np.ndarray:
+    """Class ids from carried probabilities ``probs`` (K+1, H, W): the per-pixel argmax.
+
+    With ``keep_area``, a diffuse carry (see :func:`is_diffuse`) is decoded by area instead: the
+    ``round(mass)`` pixels most likely to be foreground. The argmax would shrink such an object to
+    nothing although the probabilities still say where it went; keeping the carried area and letting
+    verification judge the position recovers it.
+    """
+    proposal = channel_classes[probs.argmax(axis=0)]
+    n = int(round(float(probs[1:].sum())))
+    if not keep_area or n == 0 or not is_diffuse(probs):
+        return proposal
+    foreground = 1.0 - probs[0]
+    keep = np.zeros(foreground.size, dtype=bool)
+    keep[np.argpartition(foreground.ravel(), -n)[-n:]] = True
+    keep = keep.reshape(foreground.shape) & (foreground > 0)
+    return np.where(keep, channel_classes[1 + probs[1:].argmax(axis=0)], 0).astype(channel_classes.dtype)
+
+
 def verify_step(
     dst_image: np.ndarray,
     src_image: np.ndarray,
@@ -41,6 +68,7 @@ def verify_step(
     probs: np.ndarray,
     channel_classes: np.ndarray,
     ring_width: int = 3,
+    keep_area: bool = False,
 ) -> Verified:
     """Check the proposal ``probs`` (K+1, H, W; channel 0 background) for the destination slice.
 
@@ -48,7 +76,7 @@ def verify_step(
     id of channel k. The step confidence is the share of proposed foreground that survives times the
     mean probability of the surviving pixels: high when copy and image agree and the copy is sharp.
     """
-    proposal = channel_classes[probs.argmax(axis=0)]
+    proposal = decode_proposal(probs, channel_classes, keep_area)
     region = (proposal != 0) | (src_labels != 0)
     if not region.any():
         return Verified(np.zeros_like(src_labels), np.zeros(src_labels.shape, dtype=bool), 0.0)
@@ -92,7 +120,11 @@ def _verify_box(
         if inside.size and ring.any():
             mu_in, sd_in = _stats(inside)
             mu_ring, sd_ring = _stats(src_image[ring])
-            if abs(mu_in - mu_ring) >= MIN_SEPARATION * np.sqrt(0.5 * (sd_in**2 + sd_ring**2)):
+            # Separation is judged on the raw spreads: the MIN_STD floor only keeps the likelihoods
+            # finite, and would otherwise hide a faint lesion whose contrast is a small share of a
+            # CT volume's air-to-bone range.
+            spread = np.sqrt(0.5 * (inside.var() + src_image[ring].var()))
+            if abs(mu_in - mu_ring) > MIN_SEPARATION * spread:
                 x = dst_image[candidate]
                 keep = np.zeros_like(candidate)
                 keep[candidate] = _log_likelihood(x, mu_in, sd_in) >= _log_likelihood(x, mu_ring, sd_ring)
