@@ -114,3 +114,11 @@ def test_unknown_method(files, capsys):
     tmp_path, *_ = files
     code, out = _run(tmp_path, method="magic")
     _assert_refused(capsys, code, out, "valid methods")
+
+
+def test_speed_bench_times_a_whole_volume(capsys):
+    assert main(["bench", "propagation-speed", "--size", "64", "--depth", "12", "--threads", "1", "--device", "cpu"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("sli2vol, 12 x 64 x 64, 1 thread(s):") and "s per pair" in line
+    pairs = int(line.split(" slice pairs")[0].rsplit(" ", 1)[-1])
+    assert 0 < pairs <= 11  # one annotated slice, propagated until the disc or the volume ends

@@ -120,3 +120,26 @@ def bench_cmd(
     if json_out is not None:
         write_json(result, json_out)
         typer.echo(f"wrote {json_out}")
+
+
+@bench_app.command("propagation-speed")
+def speed_cmd(
+    size: int = typer.Option(512, "--size", min=16, help="Slice width and height in pixels."),
+    depth: int = typer.Option(300, "--depth", min=3, help="Slices in the volume."),
+    threads: int = typer.Option(2, "--threads", min=1, help="torch threads."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: GPU when present)."),
+):
+    """Seconds of sli2vol per slice pair and per volume, propagating one annotated slice through a
+    synthetic DEPTH x SIZE x SIZE volume (a disc that drifts and grows, as organs do)."""
+    import torch
+
+    from slicebudget.propagation.bench import measure_sli2vol_speed
+
+    torch.set_num_threads(threads)
+    with _progress_bar("timing sli2vol") as bar:
+        bar.add_task("speed", total=None)
+        figures = measure_sli2vol_speed(size=size, depth=depth, device=device)
+    typer.echo(
+        f"sli2vol, {depth} x {size} x {size}, {threads} thread(s): {figures['seconds']:.2f} s for the volume, "
+        f"{figures['pairs']} slice pairs, {figures['seconds_per_pair']:.3f} s per pair"
+    )
