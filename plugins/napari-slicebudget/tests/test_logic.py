@@ -136,6 +136,9 @@ def _timed_ledger() -> SliceLedger:
     work.propose(PropagationResult(np.ones((12, 6, 6), np.uint8), np.full(12, 0.5)), "sdf")
     clock.advance(6.0)
     work.activity()
+    work.arrived()
+    clock.advance(600.0)  # on to slice 11, a break, then a stroke: no measured time for that slice
+    work.stroke_done(store.paint(11))
     return work.ledger
 
 
@@ -156,6 +159,6 @@ def test_cost_file_holds_human_slices_with_their_time(tmp_path):
 
 def test_pace_counts_human_slices_over_active_time():
     measured = pace(_timed_ledger())
-    assert measured.n_done == 3 and measured.seconds_per_slice == pytest.approx(86.5 / 3)
-    assert "3 of 10 planned slices in 1.4 active min" in measured.against(10)
+    assert measured.n_done == 4 and measured.seconds_per_slice == pytest.approx(86.5 / 4)
+    assert "4 of 10 planned slices in 1.4 active min" in measured.against(10)
     assert "after the first" in pace(SliceLedger(4)).against(10)

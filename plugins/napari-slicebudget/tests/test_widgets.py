@@ -236,6 +236,7 @@ def test_a_stroke_right_before_close_is_kept_and_the_reader_resumes(make_napari_
     (restored.autosave_folder / "state.json").write_text(json.dumps({"version": 1, "depth": 24, "flags": {}}))
     other.open(str(path), plugin=PLUGIN)
     assert len(other.layers) == 1 and "format 1" in errors[-1]
+    assert (restored.autosave_folder / "labels.nii.gz").is_file()
     planner = dock(other, "Slice planner")
     planner.suggest()
     assert "format 1" in errors[-1] and len(other.layers) == 1  # nor overwritten by a new session
@@ -307,3 +308,69 @@ def test_reformatted_views_show_superior_up(make_napari_viewer, qtbot, phantom):
     assert viewer.camera.orientation2d[0] == "up"
     viewer.dims.order = (0, 1, 2)
     assert viewer.camera.orientation2d[0] == "down"
+
+
+def test_labels_changed_behind_the_plugin_are_never_counted_as_human(make_napari_viewer, qtbot, phantom, errors):
+    viewer = make_napari_viewer()
+    image, labels = phantom
+    viewer.add_image(image.array, **layer_kwargs(image, "phantom", "image"))
+    prior = viewer.add_labels(labels.array.astype(np.uint8), **layer_kwargs(image, "prediction", "labels"))
+    planner = dock(viewer, "Slice planner")
+    planner.labels_combo.setCurrentText("prediction")
+    planner.suggest()
+    wait_for_workers(qtbot, planner)
+    session = planner.session()
+    assert session.labels_layer.name == "prediction" and not session.ledger.human.any()  # loaded, not painted
+    organ = _organ_slices(labels.array)
+    a, b = int(organ[2]), int(organ[-3])
+    for s in (a, b):
+        paint_disk(prior, s, *foreground_centre(labels.array, s), label=2)
+    qtbot.waitUntil(lambda: session.ledger.human.sum() == 2)
+    widget = dock(viewer, "Propagate masks")
+    widget.method_combo.setCurrentText("nearest")
+    widget.propagate()
+    wait_for_workers(qtbot, widget)
+    target = int(session.ledger.pending_review[0])
+    paint_disk(prior, target, *foreground_centre(labels.array, target), label=3, size=3)
+    qtbot.waitUntil(lambda: session.ledger.provenance[target] == "human-painted")
+    prior.undo()  # an undo outside the plugin: the machine's labels are back on that slice
+    qtbot.waitUntil(lambda: session.ledger.provenance[target] == "not-annotated")
+    assert prior.data[target].any() and session.ledger.provenance[a] == "human-painted"
+    # napari's history and the plugin's no longer match: the plugin's starts afresh, undoing nothing wrong
+    planner.nav_buttons["Undo"].click()
+    assert "nothing to undo" in planner.message_label.text() and session.ledger.pending_review.size > 0
+    planner.nav_buttons["Mark slice empty"].click()
+    planner.nav_buttons["Undo"].click()
+    assert planner.message_label.text() == "undid mark empty"
+
+
+def test_quitting_saves_and_pointer_moves_count_as_activity(make_napari_viewer, qtbot, tmp_path, phantom, errors):
+    from qtpy.QtWidgets import QApplication
+
+    from napari_slicebudget.logic.autosave import load_session
+    from tests_helpers import Clock
+
+    image, labels = phantom
+    path = tmp_path / "ct.nii.gz"
+    write_volume(image.array, image, path)
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(path), plugin=PLUGIN)
+    planner = dock(viewer, "Slice planner")
+    planner.suggest()
+    wait_for_workers(qtbot, planner)
+    session = planner.session()
+    clock = session.work.clock = Clock()
+    session.work.arrived()
+    clock.advance(90)
+    canvas = viewer.window._qt_viewer.canvas.native
+    QTest.mouseMove(canvas, canvas.rect().center())  # looking at the slice, pointer on the canvas
+    qtbot.wait(50)
+    clock.advance(90)
+    s = int(_organ_slices(labels.array)[4])
+    paint_disk(session.labels_layer, s, *foreground_centre(labels.array, s))
+    session.read_strokes()
+    assert session.ledger.timing[s].seconds == 180  # two 90 s intervals, neither a break
+    QApplication.instance().aboutToQuit.emit()
+    assert session.closed
+    restored = load_session(session.autosave_folder, session.image)
+    assert restored.ledger.provenance[s] == "human-painted" and restored.ledger.timing[s].seconds == 180

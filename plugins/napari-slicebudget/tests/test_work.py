@@ -110,10 +110,22 @@ def test_outside_changes_only_downgrade():
     change = work.reconcile()
     assert change.slices == (3,) and work.ledger.provenance[3] == NOT_ANNOTATED
     assert work.ledger.provenance[1] == HUMAN_PAINTED
+    assert not work.can_undo  # the store's history no longer matches the work's: it starts afresh
     store.redo()  # the human stroke comes back, unseen: still not counted as human
     work.reconcile()
     assert work.ledger.provenance[3] == NOT_ANNOTATED
     assert work.reconcile().slices == ()
+
+
+def test_an_undo_that_reaches_further_than_its_step_is_caught():
+    work, store = _work()
+    work.propose(_result(fill=[3, 4]), "sdf")
+    work.stroke_done(store.paint(3, value=2, rows=slice(0, 1)))  # claimed
+    store._undo.pop()  # the store lost the stroke's item (e.g. undone behind the plugin's back, then redone)
+    change = work.undo()  # the work's undo of the stroke now undoes the propagation in the store
+    assert {3, 4} <= set(change.slices) and "outside the plugin" in change.message
+    assert work.ledger.provenance[4] == NOT_ANNOTATED and work.ledger.provenance[3] == NOT_ANNOTATED
+    assert not work.ledger.human.any() and not work.can_undo and not work.can_redo
 
 
 def test_history_is_capped_like_napari():
@@ -132,12 +144,14 @@ def test_time_is_attributed_to_the_slice_an_action_ends_on():
     work, store = _work(clock=clock)
     work.activity()  # the session opens
     clock.advance(5)
-    work.activity()  # moved to slice 2
+    work.arrived()  # moved to slice 2: the 5 s before were overhead
     clock.advance(30)
     work.stroke_done(store.paint(2))  # 30 s looking and painting: slice 2
     clock.advance(10)
     work.stroke_done(store.paint(2, value=2, rows=slice(0, 1)))
-    clock.advance(500)  # a break: dropped
+    clock.advance(2)
+    work.arrived()  # on to slice 5, a break there, then 4 s of work
+    clock.advance(500)
     work.activity()
     clock.advance(4)
     work.mark_empty(5)
@@ -146,8 +160,8 @@ def test_time_is_attributed_to_the_slice_an_action_ends_on():
     timing = work.ledger.timing
     assert timing[2].seconds == pytest.approx(40) and timing[2].finished - timing[2].started == pytest.approx(40)
     assert timing[5].seconds == pytest.approx(4)
-    assert work.ledger.active_seconds == pytest.approx(5 + 40 + 4 + 20)
+    assert work.ledger.active_seconds == pytest.approx(5 + 40 + 2 + 4 + 20)
     work.pause()
     clock.advance(60)
     work.activity()  # reopening after a pause adds nothing
-    assert work.ledger.active_seconds == pytest.approx(69)
+    assert work.ledger.active_seconds == pytest.approx(71)

@@ -123,7 +123,12 @@ class Autosaver:
         self._queue.put(("record", self.seq, ledger, list(slices), data))
 
     def checkpoint(self, labels: np.ndarray, ledger: SliceLedger) -> None:
-        """Write everything (``labels`` is a copy) and start a new journal."""
+        """Write ``labels`` and ``ledger`` as of the last record, then start a new journal.
+
+        ``labels`` may be the live array (copying 300 x 512 x 512 voxels would stall the GUI): a slice
+        changed while the checkpoint is written is in a later journal record, which reopening replays
+        over it as a whole slice.
+        """
         self.records_since_checkpoint = 0
         self._queue.put(("checkpoint", self.seq, ledger, labels))
 

@@ -6,10 +6,12 @@ propagating, accepting and rejecting are undone and redone alike. A labels chang
 make (an undo outside the plugin, a script writing the layer) is found by per-slice fingerprints
 and only ever downgrades the slices it touched to not annotated.
 
-Time (see the plugin README): activity events (moving between slices, the pointer over the canvas,
-any action) cut the session into intervals; intervals longer than ``idle_cutoff`` are idle and
-dropped. An active interval that ends in a human stroke or empty mark counts for that slice; the
-rest is per-volume overhead. Undo never takes time back.
+Time (see the plugin README): activity (moving between slices, the pointer on the canvas, any
+action) keeps the clock running; a gap between two activities longer than ``idle_cutoff`` is a break
+and does not count. Active time since arriving on a slice (or since the last stroke or mark there)
+counts for that slice when a stroke or an empty mark ends it; time that ends in moving on, or in a
+volume-wide action (propagating, reviewing, a new plan), is per-volume overhead. Undo never takes
+time back.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class Step:
     after: SliceLedger
     slices: tuple[int, ...]
     wrote_labels: bool  # whether the store holds an undo item for this step
+    # fingerprints of the step's watched slices before and after it: undo and redo check them
+    before_prints: dict[int, int]
+    after_prints: dict[int, int]
 
 
 @dataclass(frozen=True)
@@ -80,27 +85,40 @@ class VolumeWork:
         self._undo: list[Step] = []
         self._redo: list[Step] = []
         self._last_activity: float | None = None
+        self._since: float | None = None  # start of the interval not yet credited to a slice
+        self._on_slice = 0.0  # its active seconds
         self._confirm_empty: int | None = None
         self._prints: dict[int, int] = {}
         self._fingerprint(range(ledger.depth))
 
     # ---- time ----------------------------------------------------------------------------------
-    def activity(self, slices: Iterable[int] = ()) -> None:
-        """Something happened now; the interval since the last activity counts (for ``slices``)."""
+    def activity(self) -> None:
+        """Something happened now: the time since the last activity counts, unless it was a break."""
         now = self.clock()
         last, self._last_activity = self._last_activity, now
-        if last is None or not 0 <= now - last <= self.idle_cutoff:
-            return
-        gap, slices = now - last, list(slices)
-        ledger = self.ledger.with_active(gap)
-        for s in slices:
-            ledger = ledger.with_time(s, last, now, gap / len(slices))
-        self.ledger = ledger
+        if self._since is None:
+            self._since = now
+        if last is not None and 0 <= now - last <= self.idle_cutoff:
+            self.ledger = self.ledger.with_active(now - last)
+            self._on_slice += now - last
+
+    def arrived(self) -> None:
+        """The annotator moved to another slice: the time before it was overhead."""
+        self._credit(())
 
     def pause(self) -> None:
         """The session closes: the time until it reopens is not work."""
-        self.activity()
+        self._credit(())
         self._last_activity = None
+
+    def _credit(self, slices) -> None:
+        """End the running interval: its active time goes to ``slices`` (none: overhead)."""
+        self.activity()
+        slices, now = list(slices), self._last_activity
+        if slices and self._on_slice > 0:
+            for s in slices:
+                self.ledger = self.ledger.with_time(s, self._since, now, self._on_slice / len(slices))
+        self._on_slice, self._since = 0.0, now
 
     # ---- actions -------------------------------------------------------------------------------
     def stroke_done(self, slices: Iterable[int]) -> Change:
@@ -110,7 +128,7 @@ class VolumeWork:
         fg = foreground_per_slice(self.store.data, idx).tolist() if idx else []
         # a step even when nothing changed: the store holds an undo item for every stroke
         change = self._step("stroke", self.ledger.after_stroke(dict(zip(idx, fg)), claims), idx, True)
-        self.activity(idx if claims else ())
+        self._credit(idx if claims else ())
         return change
 
     def mark_empty(self, index: int) -> Change:
@@ -131,7 +149,7 @@ class VolumeWork:
                                       "them and mark the slice empty", confirm=True)
             wrote = self._write([index], np.zeros((1, *current.shape), current.dtype))
         change = self._step("mark empty", self.ledger.marked_empty(index), [index], wrote)
-        self.activity([index])
+        self._credit([index])
         return change
 
     def propose(self, result: PropagationResult, method: str) -> Change:
@@ -146,7 +164,7 @@ class VolumeWork:
         new[is_target] = result.labels[touched[is_target]]
         wrote = self._write(touched, new)
         change = self._step(f"propagate ({method})", self.ledger.proposed(plan.details, plan.stale), touched, wrote)
-        self.activity()
+        self._credit(())
         note = f" ({plan.found_nothing} more reached, nothing found there)" if plan.found_nothing else ""
         return Change(change.slices, f"{method}: proposed {plan.slices.size} slices for review{note}")
 
@@ -161,7 +179,7 @@ class VolumeWork:
             shape = np.shape(self.store.data)[1:]
             wrote = self._write(idx, np.zeros((len(idx), *shape), np.asarray(self.store.data).dtype))
         self._step("accept" if accept else "reject", self.ledger.reviewed(idx, accept), idx, wrote)
-        self.activity()
+        self._credit(())
         return Change(tuple(idx), f"{'accepted' if accept else 'rejected'} {len(idx)} proposed slices")
 
     def accept_from(self, preview: np.ndarray, details: dict[int, MachineLabel]) -> Change:
@@ -171,13 +189,13 @@ class VolumeWork:
             raise UserError("no previewed slice to accept")
         wrote = self._write(idx, np.asarray(preview)[idx])
         self._step("accept", self.ledger.accepted_from({s: details[s] for s in idx}), idx, wrote)
-        self.activity()
+        self._credit(())
         return Change(tuple(idx), f"accepted {len(idx)} previewed slices")
 
     def replan(self, plan: Plan) -> Change:
         """A new plan; annotated slices keep their state (the old plan goes to the ledger's history)."""
         self.ledger = self.ledger.with_plan(plan)
-        self.activity()
+        self._credit(())
         return Change(message=f"{plan.describe()}: {len(plan.suggested)} slices suggested")
 
     def undo(self) -> Change:
@@ -187,14 +205,20 @@ class VolumeWork:
         return self._travel(self._redo, self._undo, undo=False)
 
     def reconcile(self) -> Change:
-        """Downgrade slices whose labels changed without an action of this work (see module doc)."""
-        watched = [s for s in self._prints]
-        changed = [s for s in watched if self._print_of(s) != self._prints[s]]
+        """Downgrade slices whose labels changed without an action of this work (see module doc).
+
+        Such a change may have been an undo in the store's own history, which then no longer matches
+        this one step for step: the undo history starts afresh rather than undo the wrong things.
+        """
+        changed = [s for s in self._prints if self._print_of(s) != self._prints[s]]
         if not changed:
             return Change()
         self.ledger = self.ledger.downgraded(changed)
         self._fingerprint(changed)
-        return Change(tuple(changed), f"labels changed outside the plugin on slices {changed}: not annotated now")
+        self._undo.clear()
+        self._redo.clear()
+        return Change(tuple(changed), f"labels changed outside the plugin on slices {changed}: not annotated now; "
+                                      "the undo history starts again from here")
 
     @property
     def can_undo(self) -> bool:
@@ -214,12 +238,14 @@ class VolumeWork:
 
     def _step(self, name: str, after: SliceLedger, slices, wrote: bool) -> Change:
         idx = tuple(int(s) for s in slices)
-        self._undo.append(Step(name, self.ledger, after, idx, wrote))
+        before, before_prints = self.ledger, {s: self._prints[s] for s in idx if s in self._prints}
+        self.ledger = after
+        self._fingerprint(idx)
+        self._undo.append(Step(name, before, after, idx, wrote, before_prints,
+                               {s: self._prints[s] for s in idx if s in self._prints}))
         del self._undo[:-HISTORY_LIMIT]
         self._redo.clear()
-        self.ledger = after
         self._confirm_empty = None
-        self._fingerprint(idx)
         return Change(idx, name)
 
     def _travel(self, source: list[Step], target: list[Step], undo: bool) -> Change:
@@ -231,9 +257,15 @@ class VolumeWork:
             self.store.undo() if undo else self.store.redo()
         self.ledger = self.ledger.with_provenance_of(step.before if undo else step.after, step.slices)
         target.append(step)
-        self._fingerprint(step.slices)
+        expected = step.before_prints if undo else step.after_prints
+        for s in step.slices:  # what the labels must hold now; reconcile checks they do
+            self._prints.pop(s, None)
+            if self.ledger.provenance[s] != NOT_ANNOTATED:
+                self._prints[s] = expected[s]
         self.activity()
-        return Change(step.slices, f"{'undid' if undo else 'redid'} {step.name}")
+        surprise = self.reconcile()  # the store undid something else: the histories had drifted
+        message = f"{'undid' if undo else 'redid'} {step.name}" + (f"; {surprise.message}" if surprise.slices else "")
+        return Change(tuple(sorted(set(step.slices) | set(surprise.slices))), message)
 
     def _print_of(self, s: int) -> int:
         return zlib.crc32(np.ascontiguousarray(self.store.data[s]).view(np.uint8))

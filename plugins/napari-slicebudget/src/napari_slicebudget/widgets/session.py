@@ -184,9 +184,9 @@ class AnnotationSession:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Hand a full copy of labels and ledger to the autosave thread."""
+        """Have the autosave thread write labels and ledger in full (see ``Autosaver.checkpoint``)."""
         if self.autosaver is not None:
-            self.autosaver.checkpoint(np.array(self.labels_layer.data, copy=True), self.ledger)
+            self.autosaver.checkpoint(np.asarray(self.labels_layer.data), self.ledger)
 
     def flush(self) -> None:
         """Everything on disk now (strokes not yet read included)."""
@@ -239,7 +239,7 @@ class AnnotationSession:
         self.checkpoint()
 
     def _on_step(self, event=None) -> None:
-        self.work.activity()
+        self.work.arrived()
         self._update_overlay()
 
     def _on_pointer(self, viewer, event) -> None:
