@@ -83,8 +83,14 @@ def describe_slice(ledger: SliceLedger, index: int) -> str:
     return text
 
 
-def outline_colors(ledger: SliceLedger) -> list[tuple[float, float, float, float]]:
-    return [STATUS_COLORS[display_status(ledger, s)] for s in ledger.suggested]
+def marked_slices(ledger: SliceLedger) -> list[int]:
+    """Slices framed on the canvas: the suggested ones and every slice with a state, so a machine
+    slice is framed in blue whenever it is on screen."""
+    return sorted(set(ledger.suggested) | {i for i, p in enumerate(ledger.provenance) if p != NOT_ANNOTATED})
+
+
+def outline_colors(ledger: SliceLedger, slices) -> list[tuple[float, float, float, float]]:
+    return [STATUS_COLORS[display_status(ledger, s)] for s in slices]
 
 
 def overlay_text(ledger: SliceLedger | None, current: int) -> str:
@@ -100,5 +106,4 @@ def overlay_text(ledger: SliceLedger | None, current: int) -> str:
 
 def slice_list_rows(ledger: SliceLedger) -> list[tuple[int, str, str]]:
     """(slice, display status, description) for the suggested slices and every slice with a state."""
-    shown = set(ledger.suggested) | {i for i, p in enumerate(ledger.provenance) if p != NOT_ANNOTATED}
-    return [(i, display_status(ledger, i), describe_slice(ledger, i)) for i in sorted(shown)]
+    return [(i, display_status(ledger, i), describe_slice(ledger, i)) for i in marked_slices(ledger)]

@@ -148,9 +148,9 @@ class VolumeWork:
                 return Change(message=f"slice {index} holds labels ({state}); press Mark empty again to erase "
                                       "them and mark the slice empty", confirm=True)
             wrote = self._write([index], np.zeros((1, *current.shape), current.dtype))
-        change = self._step("mark empty", self.ledger.marked_empty(index), [index], wrote)
+        self._step("mark empty", self.ledger.marked_empty(index), [index], wrote)
         self._credit([index])
-        return change
+        return Change((index,), f"slice {index} marked empty" + (" (its labels erased)" if wrote else ""))
 
     def propose(self, result: PropagationResult, method: str) -> Change:
         """Write a propagation result as machine proposals (the annotator may have painted meanwhile:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from napari.layers import Labels
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -54,7 +55,8 @@ class BudgetWidget(QWidget):
             spin.valueChanged.connect(self.update_view)
         self.dims_combo.currentTextChanged.connect(self.update_view)
         self.model_combo.currentTextChanged.connect(self.update_view)
-        self.labels_combo.currentTextChanged.connect(self._depth_from_session)
+        # a session starts right after napari inserts its working layer: look once that is done
+        self.labels_combo.currentTextChanged.connect(lambda *_: QTimer.singleShot(0, self._depth_from_session))
 
         row = QHBoxLayout()
         row.addWidget(self.summary_edit)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import show_info
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -74,7 +75,8 @@ class ExportWidget(QWidget):
         layout.addWidget(self.count_accepted)
         layout.addWidget(self.export_button)
         layout.addWidget(self.status)
-        self.labels_combo.currentTextChanged.connect(lambda *_: self.fill_defaults())
+        # a session starts right after napari inserts its working layer: look once that is done
+        self.labels_combo.currentTextChanged.connect(lambda *_: QTimer.singleShot(0, self.fill_defaults))
         self.folder_edit.editingFinished.connect(self.fill_defaults)
         self.fill_defaults()
 

@@ -24,7 +24,7 @@ from slicebudget.volume import Volume
 from napari_slicebudget.logic.autosave import CHECKPOINT_EVERY, Autosaver
 from napari_slicebudget.logic.geometry import META_KEY, check_same_grid, layer_transform, volume_from_layer
 from napari_slicebudget.logic.ledger import SliceLedger
-from napari_slicebudget.logic.planning import outline_colors, overlay_text, slice_outlines
+from napari_slicebudget.logic.planning import marked_slices, outline_colors, overlay_text, slice_outlines
 from napari_slicebudget.logic.work import Change, VolumeWork
 from napari_slicebudget.widgets._common import Relay, layer_with_id, report, text_overlay
 
@@ -276,21 +276,22 @@ class AnnotationSession:
     def _refresh_marks(self) -> None:
         if self.closed:
             return
-        suggested = self.ledger.suggested
-        marks = self.marks_layer()
-        if suggested:
-            outlines, colors = slice_outlines(suggested, self.image.shape), outline_colors(self.ledger)
+        slices, marks = marked_slices(self.ledger), self.marks_layer()
+        if slices:
+            outlines, colors = slice_outlines(slices, self.image.shape), outline_colors(self.ledger, slices)
             if marks is None:
                 marks = self.viewer.add_shapes(
                     outlines, shape_type="rectangle", edge_color=colors, face_color="transparent",
-                    edge_width=max(1.0, self.image.shape[1] / 96), name=f"{self.image_layer.name} suggested slices",
+                    edge_width=max(1.0, self.image.shape[1] / 96), name=f"{self.image_layer.name} slice marks",
                     **layer_transform(self.image), metadata={META_KEY: {"role": "marks"}})
                 self._marks_id = marks.unique_id
                 self.viewer.layers.selection.active = self.labels_layer
-            elif len(marks.data) != len(outlines) or not np.allclose([o[0, 0] for o in marks.data], suggested):
+            elif [int(o[0, 0]) for o in marks.data] != slices:
                 marks.data = outlines
                 marks.shape_type = ["rectangle"] * len(outlines)
             marks.edge_color = colors
+        elif marks is not None and len(marks.data):
+            marks.data = []
         self._update_overlay()
 
     def _update_overlay(self, event=None) -> None:
