@@ -29,15 +29,20 @@ def _painted(labels_shape, slices, value=1):
     return labels, ledger
 
 
+def _started(folder, image, stroke: int):
+    """A saver with its first checkpoint (nothing painted) and one journaled stroke on ``stroke``."""
+    saver = Autosaver(folder, image)
+    saver.checkpoint(np.zeros(image.shape, np.uint8), SliceLedger(image.shape[0]))
+    labels, ledger = _painted(image.shape, [stroke])
+    saver.record(ledger, [stroke], labels[[stroke]].copy())
+    return saver, labels, ledger
+
+
 def test_journal_replays_every_action_after_the_checkpoint(phantom, tmp_path):
     image, _ = phantom
     folder = session_folder(tmp_path / "ct.nii.gz")
     assert folder.name == "ct.nii.gz.slicebudget" and not has_session(folder)
-    saver = Autosaver(folder, image)
-    empty = np.zeros(image.shape, np.uint8)
-    saver.checkpoint(empty, SliceLedger(image.shape[0]))
-    labels, ledger = _painted(image.shape, [3])
-    saver.record(ledger, [3], labels[[3]].copy())
+    saver, labels, ledger = _started(folder, image, 3)
     ledger = ledger.marked_empty(7)
     saver.record(ledger, [7], labels[[7]].copy())
     saver.drain()
@@ -54,10 +59,7 @@ def test_journal_replays_every_action_after_the_checkpoint(phantom, tmp_path):
 def test_a_torn_last_record_is_dropped_and_the_rest_kept(phantom, tmp_path):
     image, _ = phantom
     folder = tmp_path / "s"
-    saver = Autosaver(folder, image)
-    saver.checkpoint(np.zeros(image.shape, np.uint8), SliceLedger(image.shape[0]))
-    labels, ledger = _painted(image.shape, [2])
-    saver.record(ledger, [2], labels[[2]].copy())
+    saver, _, _ = _started(folder, image, 2)
     labels2, ledger2 = _painted(image.shape, [2, 9])
     saver.record(ledger2, [9], labels2[[9]].copy())
     saver.drain()
@@ -72,10 +74,7 @@ def test_a_torn_last_record_is_dropped_and_the_rest_kept(phantom, tmp_path):
 def test_crash_between_checkpoint_files_loses_nothing(phantom, tmp_path):
     image, _ = phantom
     folder = tmp_path / "s"
-    saver = Autosaver(folder, image)
-    saver.checkpoint(np.zeros(image.shape, np.uint8), SliceLedger(image.shape[0]))
-    labels, ledger = _painted(image.shape, [4])
-    saver.record(ledger, [4], labels[[4]].copy())
+    saver, labels, ledger = _started(folder, image, 4)
     saver.drain()
     state_before = (folder / "state.json").read_text()
     # a checkpoint that wrote its labels but was killed before its state file (and so kept the journal)

@@ -8,15 +8,8 @@ import pytest
 from slicebudget.errors import UserError
 from slicebudget.propagation import PropagationResult
 
-from napari_slicebudget.logic.ledger import (
-    HUMAN_EMPTY,
-    HUMAN_PAINTED,
-    MACHINE_ACCEPTED,
-    MACHINE_PROPOSED,
-    NOT_ANNOTATED,
-    MachineLabel,
-    SliceLedger,
-)
+from napari_slicebudget.logic.ledger import HUMAN_EMPTY, HUMAN_PAINTED, MACHINE_ACCEPTED, MACHINE_PROPOSED
+from napari_slicebudget.logic.ledger import NOT_ANNOTATED, MachineLabel, SliceLedger
 from napari_slicebudget.logic.work import HISTORY_LIMIT, VolumeWork
 from tests_helpers import ArrayStore, Clock
 

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from napari.layers import Labels
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import (
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from slicebudget.errors import UserError
 
