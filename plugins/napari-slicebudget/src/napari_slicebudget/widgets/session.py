@@ -104,6 +104,7 @@ class AnnotationSession:
         self._errors.fired.connect(lambda exc: report(exc, "Autosave failed"))
         self.autosaver = None if autosave_folder is None else Autosaver(autosave_folder, self.image, seq,
                                                                         on_error=self._errors)
+        self._last_view = self._view()
         self._paint_timer = self._timer(0, self.read_strokes)
         self._reconcile_timer = self._timer(50, self._reconcile)
         self._connect()
@@ -210,11 +211,18 @@ class AnnotationSession:
         for slices in strokes:
             self.apply(self.work.stroke_done(slices))
 
+    def _view(self) -> tuple:
+        dims = self.viewer.dims
+        return tuple(dims.point), tuple(dims.order), dims.ndisplay
+
     def _on_set_data(self, event=None) -> None:
         # an undo or redo made outside the plugin refreshes the layer with no other event; painting
-        # refreshes it too, but always with ``labels_update`` right after, which cancels the check
-        if not self.store.busy:
+        # refreshes it too, but always with ``labels_update`` right after, which cancels the check;
+        # moving to another slice or view refreshes it as well, and changes the view
+        view = self._view()
+        if not self.store.busy and view == self._last_view:
             self._reconcile_timer.start()
+        self._last_view = view
 
     def _on_labels_update(self, event=None) -> None:
         if not self.store.busy:
