@@ -56,6 +56,17 @@ def _planned(viewer, qtbot, phantom, policy="fixed", count=4, name="Slice planne
     return planner, planner.session(), labels.array
 
 
+def assert_marks_match(session) -> None:
+    """The canvas frames exactly the slices the ledger says, each in its state's colour."""
+    from napari_slicebudget.logic.planning import STATUS_COLORS, display_status, marked_slices
+
+    marks = session.marks_layer()
+    framed = [int(round(outline[0, 0])) for outline in marks.data]
+    assert sorted(framed) == marked_slices(session.ledger)
+    for s, color in zip(framed, marks.edge_color):
+        np.testing.assert_allclose(color, STATUS_COLORS[display_status(session.ledger, s)])
+
+
 def _organ_slices(reference: np.ndarray) -> np.ndarray:
     return np.flatnonzero(reference.reshape(reference.shape[0], -1).any(axis=1))
 
@@ -180,17 +191,20 @@ def test_review_list_follows_undo_and_counts_what_it_says(make_napari_viewer, qt
     pending = session.ledger.pending_review
     assert set(pending) == set(range(first + 1, last)) and widget.review_list.count() == pending.size
     assert f"proposed {pending.size} slices" in widget.status.text()
+    assert_marks_match(session)
     assert "machine-proposed by nearest" in widget.review_list.item(0).text()
     np.testing.assert_array_equal(layer.data[[first, last]], human)
     press(viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert session.ledger.pending_review.size == 0 and widget.review_list.count() == 0
     assert not layer.data[first + 1:last].any()
+    assert_marks_match(session)
     session.redo()
     assert widget.review_list.count() == pending.size
     widget.review(True, slices=[first + 1])
     widget.review(False)
     assert session.ledger.provenance[first + 1] == "machine-accepted" and not layer.data[first + 2:last].any()
     assert widget.review_list.count() == 0
+    assert_marks_match(session)
     np.testing.assert_array_equal(layer.data[[first, last]], human)
     # into a preview layer: the working layer is untouched until the annotator accepts
     widget.target_combo.setCurrentText(INTO_SEPARATE)
