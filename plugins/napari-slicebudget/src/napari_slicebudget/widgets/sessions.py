@@ -97,7 +97,7 @@ def start_session(viewer, image_layer, labels_layer=None, folder: Path | None = 
         if added:
             viewer.layers.remove(labels_layer)
         raise
-    held = int(foreground_per_slice(labels_layer.data).sum())
+    held = 0 if added else int(foreground_per_slice(labels_layer.data).sum())
     if held:
         show_info(f"{held} slices of {labels_layer.name!r} already hold labels; they count as not annotated "
                   "until you paint on them or mark them")
