@@ -136,6 +136,19 @@ def test_truncated_gzip(tmp_path):
     assert "cut.nii.gz" in str(err.value)
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_truncated_uncompressed_nifti(tmp_path, dtype):
+    # ITK would read the missing voxels as zeros; integer images never reach the NaN check
+    image = sitk.GetImageFromArray(np.ones((6, 8, 8), dtype=dtype))
+    sitk.WriteImage(image, str(tmp_path / "img.nii"))
+    data = (tmp_path / "img.nii").read_bytes()
+    (tmp_path / "cut.nii").write_bytes(data[: len(data) - 100])
+    assert read_volume(tmp_path / "img.nii").shape == (6, 8, 8)
+    with pytest.raises(UserError, match="truncated file") as err:
+        read_volume(tmp_path / "cut.nii")
+    assert "cut.nii" in str(err.value)
+
+
 def test_corrupt_file(tmp_path):
     with gzip.open(tmp_path / "junk.nii.gz", "wb") as fh:
         fh.write(b"this is not a nifti header" * 20)

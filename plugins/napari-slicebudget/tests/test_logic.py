@@ -1,4 +1,4 @@
-"""Planning, propagation edits, autosave and the budget panel's logic (no Qt)."""
+"""Planning, propagation, the budget panel's advice and the cost file (no Qt)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,22 @@ import numpy as np
 import pytest
 
 from slicebudget.errors import UserError
+from slicebudget.propagation import PropagationResult
 
-from napari_slicebudget.logic.autosave import has_session, load_session, save_session, session_folder
-from slicebudget.report import read_recommendations as load_summary
-
-from napari_slicebudget.logic.budget import LogEntry, pace, recommend
-from napari_slicebudget.logic.ledger import SliceLedger
-from napari_slicebudget.logic.planning import overlay_text, resolve_slice_count, slice_outlines, suggest_slices
-from napari_slicebudget.logic.propagation import (
-    clear_edits,
-    copy_edits,
-    drop_protected,
-    run_propagation,
-    separate_layer_data,
-    working_layer_edits,
+from napari_slicebudget.logic.budget import load_study, pace, recommend
+from napari_slicebudget.logic.costs import volume_costs, write_costs
+from napari_slicebudget.logic.ledger import MachineLabel, Plan, SliceLedger
+from napari_slicebudget.logic.planning import (
+    describe_slice,
+    overlay_text,
+    resolve_slice_count,
+    slice_list_rows,
+    slice_outlines,
+    suggest_slices,
 )
+from napari_slicebudget.logic.propagation import proposal, run_propagation
+from napari_slicebudget.logic.work import VolumeWork
+from tests_helpers import ArrayStore, Clock
 
 
 def test_slice_count_and_suggestions_are_reproducible(phantom):
@@ -41,119 +42,123 @@ def test_slice_count_and_suggestions_are_reproducible(phantom):
     assert outline.shape == (4, 3) and set(outline[:, 0]) == {7}
 
 
-def test_overlay_tells_status_and_next_slice():
-    ledger = SliceLedger(10).with_plan([2, 6])
+def test_overlay_and_list_name_provenance():
+    ledger = SliceLedger(10).with_plan(Plan("fixed", 0, 2, 0.2, (2, 6), 0.0))
+    ledger = ledger.after_stroke({6: True}, claims=True).proposed({3: MachineLabel("sli2vol", "learned carry", 0.81)})
     text = overlay_text(ledger, 2)
-    assert "suggested slice 2" in text and "0 of 2 annotated" in text and "next to do: 6" in text
+    assert "suggested slice 2" in text and "to do" in text and "1 of 2 suggested" in text and "next to do: 2" in text
+    assert describe_slice(ledger, 3) == "machine-proposed by sli2vol, learned carry, confidence 0.81"
+    assert [(s, status) for s, status, _ in slice_list_rows(ledger)] == [
+        (2, "to do"), (3, "machine-proposed"), (6, "human-painted")]
 
 
-def _sparse_case(phantom):
+def test_propagation_reads_human_slices_and_proposes_elsewhere(phantom):
     image, labels = phantom
     fg = np.flatnonzero(labels.array.reshape(labels.shape[0], -1).any(axis=1))
     chosen = [int(fg[1]), int(fg[-2])]
-    working = np.zeros(labels.shape, dtype=np.uint8)
-    working[chosen] = labels.array[chosen]
-    ledger = SliceLedger(labels.shape[0]).with_plan(chosen).with_painted(working, chosen)
-    return image, labels, working, ledger, chosen
-
-
-def test_propagation_edits_never_touch_human_slices(phantom):
-    image, labels, working, ledger, chosen = _sparse_case(phantom)
+    store = ArrayStore(np.zeros(labels.shape, np.uint8))
+    store.data[chosen] = labels.array[chosen]
+    work = VolumeWork(store, SliceLedger(labels.shape[0]), clock=Clock())
+    for s in chosen:
+        work.stroke_done([s])
     calls = []
-    result = run_propagation(image.array, working, ledger, "sdf", progress=lambda d, t: calls.append((d, t)))
-    edits = working_layer_edits(working, result, ledger)
+    result = run_propagation(image.array, store.data, work.ledger, "sdf", progress=lambda d, t: calls.append((d, t)))
     assert calls and calls[-1][0] == calls[-1][1]
-    assert edits.size > 0 and not np.isin(edits.indices[0], chosen).any()
-    assert set(edits.slices) == set(range(chosen[0] + 1, chosen[1]))
-    applied = working.copy()
-    applied[edits.indices] = edits.values
-    np.testing.assert_array_equal(applied[chosen], working[chosen])
+    plan = proposal(result, work.ledger, "sdf")
+    assert set(plan.slices) == set(range(chosen[0] + 1, chosen[1])) and plan.stale.size == 0
+    work.propose(result, "sdf")
     inner = slice(chosen[0] + 1, chosen[1])
-    overlap = (applied[inner] > 0) & (labels.array[inner] > 0)
+    overlap = (store.data[inner] > 0) & (labels.array[inner] > 0)
     assert overlap.sum() > 0.5 * (labels.array[inner] > 0).sum()  # a sensible fill, not noise
-    separate = separate_layer_data(result, ledger)
-    assert not separate[chosen].any() and separate[inner].any()
-    # the annotator paints a slice while propagation runs: that slice's edits are dropped
-    painted_meanwhile = ledger.with_painted(applied, [chosen[0] + 1])
-    kept = drop_protected(edits, painted_meanwhile)
-    assert not np.isin(kept.indices[0], [chosen[0] + 1]).any() and kept.size < edits.size
+    np.testing.assert_array_equal(store.data[chosen], labels.array[chosen])
+    assert all(0 < work.ledger.machine[s].confidence < 1 for s in plan.slices.tolist())
 
 
-def test_reject_and_accept_edits():
-    data = np.zeros((4, 5, 5), np.uint8)
-    data[1, 1:3, 1:3] = 2
-    cleared = clear_edits(data, [1])
-    out = data.copy()
-    out[cleared.indices] = cleared.values
-    assert not out.any() and cleared.size == 4
-    source = np.zeros_like(data)
-    source[2, 0, 0] = 1
-    copied = copy_edits(data, source, [2])
-    out = data.copy()
-    out[copied.indices] = copied.values
-    assert out[2, 0, 0] == 1 and out[1].sum() == 8
+def _rec(budget, density, spv, model="unet2d", dims=2, iou=0.7, ci=(0.68, 0.74)):
+    return {"budget_slices": budget, "n_volumes": 6, "slices_per_volume": spv, "density": density,
+            "volume_fraction": 0.3, "policy": "fixed", "interpolation": "off", "model": model, "dims": dims,
+            "mean_iou": iou, "ci95": list(ci) if ci else None, "n_repeats": 3, "sentence": "study sentence"}
 
 
-def test_autosave_round_trip_and_grid_check(phantom, tmp_path):
-    image, labels = phantom
-    folder = session_folder(tmp_path / "ct.nii.gz")
-    assert folder.name == "ct.nii.gz.slicebudget" and not has_session(folder)
-    s = int(np.flatnonzero(labels.array.reshape(labels.shape[0], -1).any(axis=1))[2])
-    painted = np.zeros(labels.shape, dtype=np.int32)
-    painted[s] = labels.array[s]
-    ledger = SliceLedger(labels.shape[0]).with_plan([s, 0], policy="fixed", seed=1).with_painted(painted, [s], now=1.0)
-    ledger = ledger.with_empty(0, now=2.0)
-    save_session(folder, painted, image, ledger)
-    assert has_session(folder) and not list(folder.glob(".tmp-*"))
-    back_labels, back = load_session(folder, image)
-    np.testing.assert_array_equal(back_labels, painted)
-    assert back.statuses() == ledger.statuses() and back.progress() == (2, 2) and back.log == ledger.log
-    other = image.with_array(np.zeros((24, 40, 40), np.float32))
-    from dataclasses import replace
-
-    shifted = replace(other, geometry=replace(other.geometry, origin=(0.0, 0.0, 0.0)))
-    with pytest.raises(UserError, match="geometry does not match"):
-        load_session(folder, shifted)
-    (folder / "state.json").write_text("{not json")
-    with pytest.raises(UserError, match="invalid JSON"):
-        load_session(folder, image)
-
-
-SUMMARY = {
-    "version": 1, "runs": [],
-    "recommendations": [
-        {"budget_slices": 60, "n_volumes": 6, "slices_per_volume": 10.0, "density": 0.1, "volume_fraction": 0.3,
-         "policy": "fixed", "interpolation": "off", "model": "unet2d", "dims": 2, "mean_iou": 0.71,
-         "ci95": [0.68, 0.74], "n_repeats": 3, "sentence": "For 60 slices, annotate 6 volumes at 10 slices each."},
-        {"budget_slices": 240, "n_volumes": 12, "slices_per_volume": 20.0, "density": 0.2, "volume_fraction": 0.6,
-         "policy": "random", "interpolation": "off", "model": "unet2d", "dims": 2, "mean_iou": 0.80,
-         "ci95": None, "n_repeats": 1, "sentence": "For 240 slices, annotate 12 volumes at 20 slices each."},
-    ],
-}
-
-
-def test_budget_panel_reads_summary_and_scales_to_budget(tmp_path):
+def _summary(tmp_path, statuses=("done", "done", "done"), recs=None):
     path = tmp_path / "summary.json"
-    path.write_text(json.dumps(SUMMARY))
-    recs = load_summary(path)
-    advice = recommend(recs, 300)
-    assert advice.level.budget_slices == 240 and advice.slices_per_volume == 20 and advice.n_volumes == 15
-    assert "annotate 15 volumes at 20 slices each" in advice.text()
-    small = recommend(recs, 30)  # below every level: the smallest level's shape
-    assert small.level.budget_slices == 60 and small.n_volumes == 3
+    runs = [{"run_id": str(i), "status": s} for i, s in enumerate(statuses)]
+    path.write_text(json.dumps({"version": 1, "runs": runs,
+                                "recommendations": recs or [_rec(60, 0.1, 16.0), _rec(240, 0.2, 32.0, iou=0.8, ci=None)]}))
+    return path
+
+
+def test_advice_uses_the_annotators_depth_and_never_exceeds_the_budget(tmp_path):
+    study = load_study(_summary(tmp_path))
+    assert study.unfinished == 0 and study.warning() == ""
+    small = recommend(study.recommendations, 5, depth=47)  # the study's volumes had 160 slices: not used
+    assert small.level.budget_slices == 60 and small.slices_per_volume == 5 and small.n_volumes == 1
+    assert "annotate 1 volume at 5 slices each (5 slices)" in small.text()
+    big = recommend(study.recommendations, 300, depth=47)
+    assert big.level.budget_slices == 240 and big.slices_per_volume == 9 and big.n_volumes == 33
+    assert big.total <= 300 and "density 20%" in big.text() and "one repeat, no interval" in big.text()
+    limited = recommend(study.recommendations, 300, depth=47, available=10)
+    assert limited.n_volumes == 10 and "210 slices of the budget stay unused" in limited.text()
+    tiny = recommend(study.recommendations, 2, depth=200)
+    assert tiny.total <= 2 and tiny.slices_per_volume == 2
+    for budget in range(1, 400, 7):
+        for depth in (3, 47, 300):
+            assert recommend(study.recommendations, budget, depth).total <= budget
     with pytest.raises(UserError, match="no recommendation"):
-        recommend(recs, 100, dims=3)
+        recommend(study.recommendations, 100, 47, dims=3)
+
+
+def test_unfinished_study_is_marked_and_an_unstarted_one_refused(tmp_path):
+    study = load_study(_summary(tmp_path, ("done", "pending", "failed")))
+    assert study.unfinished == 2
+    assert study.warning().startswith("Unfinished study: 2 of 3 runs are not done (1 failed, 1 pending)")
+    with pytest.raises(UserError, match="no run of this study has finished"):
+        load_study(_summary(tmp_path, ("pending", "running")))
+    path = tmp_path / "summary.json"
     path.write_text(json.dumps({"version": 1, "recommendations": [{"budget_slices": 1}]}))
     with pytest.raises(UserError, match="lacks"):
-        load_summary(path)
+        load_study(path)
     with pytest.raises(UserError, match="file not found"):
-        load_summary(tmp_path / "missing.json")
+        load_study(tmp_path / "missing.json")
 
 
-def test_pace_caps_breaks():
-    log = [LogEntry(t, i, "annotated") for i, t in enumerate([0.0, 30.0, 90.0, 5000.0])]
-    measured = pace(log, idle_cap=300.0)
-    assert measured.n_done == 4 and measured.active_seconds == pytest.approx(30 + 60 + 300)
-    assert measured.seconds_per_slice == pytest.approx(130.0)
-    assert "4 of 10 planned slices" in measured.against(10)
-    assert pace(log[:1]).seconds_per_slice is None
+def _timed_ledger() -> SliceLedger:
+    clock = Clock(1_800_000_000.0)
+    store = ArrayStore(np.zeros((12, 6, 6), np.uint8))
+    work = VolumeWork(store, SliceLedger(12), clock=clock)
+    work.activity()
+    for s, seconds in ((3, 40.0), (5, 25.0)):
+        clock.advance(seconds)
+        work.stroke_done(store.paint(s))
+    clock.advance(3.5)
+    work.mark_empty(9)
+    clock.advance(12.0)
+    work.propose(PropagationResult(np.ones((12, 6, 6), np.uint8), np.full(12, 0.5)), "sdf")
+    clock.advance(6.0)
+    work.activity()
+    work.arrived()
+    clock.advance(600.0)  # on to slice 11, a break, then a stroke: no measured time for that slice
+    work.stroke_done(store.paint(11))
+    return work.ledger
+
+
+def test_cost_file_holds_human_slices_with_their_time(tmp_path):
+    ledger = _timed_ledger()
+    entry = volume_costs(ledger, "case_0003")
+    assert entry["n_slices"] == 12 and entry["idle_cutoff_seconds"] == 120
+    assert [(e["slice"], e["kind"], e["seconds"]) for e in entry["slices"]] == [
+        (3, "object", 40.0), (5, "object", 25.0), (9, "empty", 3.5)]  # machine slices never appear
+    assert entry["active_seconds"] == pytest.approx(40 + 25 + 3.5 + 12 + 6)
+    assert entry["slices"][0]["started"] == "2027-01-15T08:00:00+00:00"
+    assert entry["slices"][0]["finished"] == "2027-01-15T08:00:40+00:00"
+    path = write_costs(tmp_path / "case_0003.costs.json", [entry])
+    raw = json.loads(path.read_text())
+    assert raw["format"] == "slicebudget-annotation-costs" and raw["version"] == 1 and raw["volumes"] == [entry]
+    assert sum(e["seconds"] for e in entry["slices"]) <= entry["active_seconds"]
+
+
+def test_pace_counts_human_slices_over_active_time():
+    measured = pace(_timed_ledger())
+    assert measured.n_done == 4 and measured.seconds_per_slice == pytest.approx(86.5 / 4)
+    assert "4 of 10 planned slices in 1.4 active min" in measured.against(10)
+    assert "after the first" in pace(SliceLedger(4)).against(10)

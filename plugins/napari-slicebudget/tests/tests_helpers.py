@@ -46,3 +46,51 @@ def paint_disk(layer, index: int, row: float, col: float, label: int = 1, size: 
 def foreground_centre(labels: np.ndarray, index: int) -> tuple[float, float]:
     rows, cols = np.nonzero(labels[index])
     return float(rows.mean()), float(cols.mean())
+
+
+class ArrayStore:
+    """A numpy label store with an undo history like napari's Labels layer: one item per write or
+    stroke; ``paint`` is a human stroke (the caller then tells the work, as napari's event does)."""
+
+    def __init__(self, data: np.ndarray):
+        self.data = data
+        self._undo: list = []
+        self._redo: list = []
+
+    def write(self, indices, values) -> None:
+        self._undo.append((indices, self.data[indices].copy(), np.asarray(values).copy()))
+        self._redo.clear()
+        self.data[indices] = values
+
+    def paint(self, slices, rows=slice(2, 5), cols=slice(2, 5), value: int = 1) -> list[int]:
+        """Set a block of ``slices`` to ``value`` (0 erases) as one stroke; returns the slices."""
+        slices = list(np.atleast_1d(slices))
+        box = np.zeros(self.data.shape, bool)
+        box[slices, rows, cols] = True
+        self.write(np.nonzero(box), value)
+        return slices
+
+    def undo(self) -> None:
+        if self._undo:
+            item = self._undo.pop()
+            self.data[item[0]] = item[1]
+            self._redo.append(item)
+
+    def redo(self) -> None:
+        if self._redo:
+            item = self._redo.pop()
+            self.data[item[0]] = item[2]
+            self._undo.append(item)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -45,6 +45,21 @@ def _check_gzip(path: Path) -> None:
         raise UserError(f"corrupt or truncated gzip file ({exc})", path) from exc
 
 
+def _check_nifti_size(path: Path) -> None:
+    # ITK reads a truncated uncompressed NIfTI without complaint, filling the missing voxels with
+    # zeros; the header says how many bytes the voxels need, so compare before reading.
+    import nibabel
+
+    try:
+        proxy = nibabel.load(str(path)).dataobj
+    except Exception as exc:  # nibabel raises several types for a damaged header
+        raise UserError(f"cannot read NIfTI header ({str(exc).splitlines()[0][:200]})", path) from exc
+    needed = int(proxy.offset) + int(np.prod(proxy.shape)) * np.dtype(proxy.dtype).itemsize
+    size = path.stat().st_size
+    if size < needed:
+        raise UserError(f"truncated file: the header needs {needed} bytes, the file has {size}", path)
+
+
 def read_image(path: str | Path) -> sitk.Image:
     """Read a 3D scalar image with SimpleITK, turning every failure into a one-line UserError."""
     path = Path(path)
@@ -56,6 +71,8 @@ def read_image(path: str | Path) -> sitk.Image:
         raise UserError(f"unsupported file type; expected one of {', '.join(IMAGE_SUFFIXES)}", path)
     if path.name.lower().endswith(".gz"):
         _check_gzip(path)
+    elif image_suffix(path) == ".nii":
+        _check_nifti_size(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:

@@ -4,6 +4,10 @@ Images open in canonical orientation with scale, translate (and an affine for ob
 the header; the header itself rides in ``metadata["slicebudget"]`` so labels are written back with
 exactly the source geometry. A file that cannot be read raises a napari notification naming the
 file and the problem, and adds no layer.
+
+An image with a saved session beside it (``<image>.slicebudget/``) opens with its working labels,
+and the session resumes as soon as the layers are in the viewer, whether or not a widget is docked.
+A saved session that cannot be resumed is named in a notification; the image still opens.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from slicebudget.errors import UserError
 from slicebudget.io import read_labels, read_volume, write_volume
 from slicebudget.io.images import image_suffix, strip_suffix
 
-from napari_slicebudget.logic.geometry import layer_kwargs, volume_from_layer
+from napari_slicebudget.logic.autosave import has_session, load_session, session_folder
+from napari_slicebudget.logic.geometry import META_KEY, layer_kwargs, volume_from_layer
 
 LABEL_FOLDERS = {"labelsTr", "labelsTs"}
 SESSION_LABELS = "labels.nii.gz"
@@ -59,15 +64,59 @@ def layer_data(path: str | Path) -> list[tuple]:
     return [(volume.array, kwargs, "image")]
 
 
+def saved_session_layer(path: str | Path, image_data: tuple) -> tuple | None:
+    """The working labels of the session saved beside ``path``, as layer data, or None."""
+    folder = session_folder(path)
+    if not has_session(folder):
+        return None
+    array, kwargs, _ = image_data
+    image = volume_from_layer(array, kwargs["metadata"], name=str(path))
+    restored = load_session(folder, image)
+    labels_kwargs = layer_kwargs(image, f"{kwargs['name']} annotation", "labels")
+    # the session itself is started once both layers are in the viewer (widgets.sessions.adopt_restored)
+    labels_kwargs["metadata"][META_KEY]["restore"] = {
+        "image": str(Path(path)), "folder": str(folder), "ledger": restored.ledger, "seq": restored.seq,
+        "downgraded": restored.downgraded}
+    return restored.labels, labels_kwargs, "labels"
+
+
+def _prepare_viewer(viewer, resume: bool) -> None:
+    from napari_slicebudget.widgets.sessions import adopt_restored, keep_superior_up
+
+    keep_superior_up(viewer)
+    if not resume:
+        return
+
+    def inserted(event):
+        if adopt_restored(viewer):
+            viewer.layers.events.inserted.disconnect(inserted)
+
+    viewer.layers.events.inserted.connect(inserted)
+
+
 def read_medical(path):
     """npe2 reader function; errors become a notification and no layer (never a half-added layer)."""
+    from napari import current_viewer
     from napari.utils.notifications import show_error
 
+    single = _single_path(path)
     try:
-        return layer_data(_single_path(path))
+        layers = layer_data(single)
     except UserError as exc:
         show_error(f"Cannot open: {exc}")
         return NULL_LAYER
+    if layers[0][2] == "image":
+        try:
+            saved = saved_session_layer(single, layers[0])
+        except UserError as exc:
+            show_error(f"Cannot resume the saved session: {exc}")
+            saved = None
+        if saved is not None:
+            layers.append(saved)
+        viewer = current_viewer()
+        if viewer is not None:
+            _prepare_viewer(viewer, resume=saved is not None)
+    return layers
 
 
 def write_labels(path: str, data, meta: dict) -> list[str]:

@@ -1,74 +1,119 @@
-"""The budget panel's logic: read a study's ``summary.json`` and hold the annotator's pace against it.
+"""The budget panel's logic: a study's advice applied to the annotator's own volumes, and their pace.
 
-``summary.json`` is written by ``budget-study report`` and read with
-:func:`slicebudget.report.read_recommendations` (schema in :mod:`slicebudget.report`).
+``summary.json`` is written by ``budget-study report`` (schema in :mod:`slicebudget.report`); its
+recommendations are read with :func:`slicebudget.report.read_recommendations`. The advice takes the
+study's density (slices per volume as a share of the volume's depth) and applies it to the depth of
+the annotator's volumes, never to the study's own volumes, and never advises more slices than the
+budget. :func:`recommend` is the one place that turns a study into advice.
 """
 
 from __future__ import annotations
 
-import math
+import json
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from slicebudget.errors import UserError
+from slicebudget.report import read_recommendations
 from slicebudget.report.recommend import Recommendation
 
-from napari_slicebudget.logic.ledger import LogEntry
+from napari_slicebudget.logic.ledger import SliceLedger
 
-IDLE_CAP_SECONDS = 300.0  # a gap longer than this between slices is a break, counted as this much
+
+@dataclass(frozen=True)
+class Study:
+    recommendations: list[Recommendation]
+    run_status: dict[str, int]  # runs per status ("done", "pending", "running", "failed")
+
+    @property
+    def unfinished(self) -> int:
+        return sum(n for status, n in self.run_status.items() if status != "done")
+
+    def warning(self) -> str:
+        """One line when runs are not done (the advice may still change), else ""."""
+        if not self.unfinished:
+            return ""
+        parts = ", ".join(f"{n} {status}" for status, n in sorted(self.run_status.items()) if status != "done")
+        total = sum(self.run_status.values())
+        return (f"Unfinished study: {self.unfinished} of {total} runs are not done ({parts}); "
+                "this advice may change when they finish.")
+
+
+def load_study(path: str | Path) -> Study:
+    """Recommendations and run statuses of a ``summary.json``; a study with no finished run is refused."""
+    recommendations = read_recommendations(path)
+    runs = json.loads(Path(path).read_text()).get("runs") or []
+    status = Counter(str(run.get("status", "unknown")) for run in runs if isinstance(run, dict))
+    if runs and not status.get("done"):
+        raise UserError("no run of this study has finished; nothing to advise yet", path)
+    return Study(recommendations, dict(status))
 
 
 @dataclass(frozen=True)
 class Advice:
-    """What to do for the user's budget, from the nearest budget level of the study."""
-
     budget: int
+    depth: int
     level: Recommendation
-    n_volumes: int
     slices_per_volume: int
+    n_volumes: int
+    available: int | None
+
+    @property
+    def total(self) -> int:
+        return self.n_volumes * self.slices_per_volume
 
     def text(self) -> str:
         r = self.level
-        ci = f" (95% CI {r.ci95[0]:.3f} to {r.ci95[1]:.3f})" if r.ci95 else ""
-        return (f"For {self.budget} slices: annotate {self.n_volumes} volumes at {self.slices_per_volume} slices each "
-                f"(density {r.density:.0%}, {r.policy} policy). Study level {r.budget_slices} slices, "
-                f"{r.model} {r.dims}D: mean IoU {r.mean_iou:.3f}{ci}.\n{r.sentence}")
+        ci = f" (95% CI {r.ci95[0]:.3f} to {r.ci95[1]:.3f})" if r.ci95 else " (one repeat, no interval)"
+        volumes = "volume" if self.n_volumes == 1 else "volumes"
+        limit = (f" You listed {self.available} volumes, so {self.budget - self.total} slices of the budget stay unused."
+                 if self.available is not None and self.n_volumes == self.available and self.total < self.budget else "")
+        return (f"For {self.budget} slices on volumes of {self.depth} slices: annotate {self.n_volumes} {volumes} at "
+                f"{self.slices_per_volume} slices each ({self.total} slices), chosen by the {r.policy} policy."
+                f"{limit}\nFrom the study's best at its {r.budget_slices}-slice level: density {r.density:.0%} of each "
+                f"volume, {r.model} {r.dims}D, mean IoU {r.mean_iou:.3f}{ci}.")
+
+
+def recommend(recommendations: list[Recommendation], budget: int, depth: int, available: int | None = None,
+              dims: int | None = None, model: str | None = None) -> Advice:
+    """Advice for ``budget`` slices on volumes of ``depth`` slices (``available`` of them, None: no limit).
+
+    The study level is the largest within the budget (else the smallest); its density sets the slices
+    per volume on the annotator's depth; as many volumes follow as the budget pays for in full.
+    """
+    if budget < 1 or depth < 1:
+        raise UserError(f"budget and volume depth must be at least one slice, got {budget} and {depth}")
+    pool = [r for r in recommendations if (dims is None or r.dims == dims) and (model is None or r.model == model)]
+    if not pool:
+        raise UserError(f"no recommendation for dims={dims}, model={model!r}")
+    within = [r for r in pool if r.budget_slices <= budget]
+    level = max(within, key=lambda r: (r.budget_slices, r.mean_iou)) if within else min(pool, key=lambda r: r.budget_slices)
+    per_volume = min(max(1, round(level.density * depth)), depth, budget)
+    n_volumes = budget // per_volume
+    if available is not None:
+        n_volumes = min(n_volumes, max(available, 0))
+    return Advice(int(budget), int(depth), level, per_volume, n_volumes, available)
 
 
 @dataclass(frozen=True)
 class Pace:
     n_done: int
     active_seconds: float
-    seconds_per_slice: float | None
+
+    @property
+    def seconds_per_slice(self) -> float | None:
+        return self.active_seconds / self.n_done if self.n_done else None
 
     def against(self, planned_slices: int) -> str:
         if self.seconds_per_slice is None:
-            return f"{self.n_done} slices annotated; time per slice shows after two."
+            return "No slice annotated yet; the time per slice shows after the first."
         left = max(planned_slices - self.n_done, 0)
-        return (f"{self.n_done} of {planned_slices} planned slices in {self.active_seconds / 60:.1f} min "
-                f"({self.seconds_per_slice:.0f} s per slice); {left} to go, about "
+        return (f"{self.n_done} of {planned_slices} planned slices in {self.active_seconds / 60:.1f} active min "
+                f"({self.seconds_per_slice:.0f} s per slice, overhead included); {left} to go, about "
                 f"{left * self.seconds_per_slice / 3600:.1f} h.")
 
 
-def recommend(recommendations: list[Recommendation], budget: int, dims: int | None = None,
-              model: str | None = None) -> Advice:
-    """Advice for ``budget`` slices: the largest study level within the budget (else the smallest),
-    its slices per volume kept, and the number of volumes scaled to the budget."""
-    if budget < 1:
-        raise UserError(f"budget must be at least one slice, got {budget}")
-    pool = [r for r in recommendations if (dims is None or r.dims == dims) and (model is None or r.model == model)]
-    if not pool:
-        raise UserError(f"no recommendation for dims={dims}, model={model!r}")
-    within = [r for r in pool if r.budget_slices <= budget]
-    level = max(within, key=lambda r: (r.budget_slices, r.mean_iou)) if within else min(pool, key=lambda r: r.budget_slices)
-    per_volume = max(1, round(level.slices_per_volume))
-    return Advice(int(budget), level, max(1, math.floor(budget / per_volume)), per_volume)
-
-
-def pace(log: list[LogEntry] | tuple[LogEntry, ...], idle_cap: float = IDLE_CAP_SECONDS) -> Pace:
-    """Annotation pace from the autosave log: active time between consecutive slices, breaks capped."""
-    times = sorted(e.time for e in log)
-    if len(times) < 2:
-        return Pace(len(times), 0.0, None)
-    gaps = [min(b - a, idle_cap) for a, b in zip(times[:-1], times[1:])]
-    active = float(sum(gaps))
-    return Pace(len(times), active, active / len(gaps))
+def pace(ledger: SliceLedger) -> Pace:
+    """The annotator's pace on this volume: active time over the slices a person annotated."""
+    return Pace(int(ledger.human.sum()), float(ledger.active_seconds))

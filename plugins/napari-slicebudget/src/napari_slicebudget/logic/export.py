@@ -1,9 +1,12 @@
-"""Append an annotated case to an nnU-Net v2 raw dataset, with a manifest of slice statuses.
+"""Append an annotated case to an nnU-Net v2 raw dataset, with a manifest and a cost file.
 
-Slices nobody annotated carry the dataset's ignore label (nnU-Net v2 then trains on the annotated
-slices only). The case's files are written by :class:`slicebudget.io.NnUNetWriter` into a staging
-folder inside the dataset, then renamed into place, and ``dataset.json`` is replaced atomically
-last: an export that fails leaves the dataset as it was.
+Which slices are annotated is read from the ledger only: every slice that is not human (painted or
+marked empty) carries the dataset's ignore label, so nnU-Net v2 trains on the human slices only,
+unless the annotator asks to count accepted machine slices too. The case's files are written by
+:class:`slicebudget.io.NnUNetWriter` into a staging folder inside the dataset, then renamed into
+place, and ``dataset.json`` is replaced atomically last: an export that fails leaves the dataset as
+it was. Beside the case go ``slicebudget_manifests/<case>.json`` (the ledger) and
+``slicebudget_costs/<case>.costs.json`` (the annotation times, see :mod:`.costs`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from slicebudget.errors import UserError
 from slicebudget.io import NnUNetWriter, atomic_write, open_dataset
 from slicebudget.volume import Volume
 
+from napari_slicebudget.logic.costs import COST_SUFFIX, volume_costs, write_costs
 from napari_slicebudget.logic.ledger import SliceLedger
 
-MANIFEST_FOLDER = "slicebudget_manifests"
+MANIFEST_FOLDER, COSTS_FOLDER = "slicebudget_manifests", "slicebudget_costs"
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 STANDARD_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
 
@@ -36,6 +40,7 @@ class ExportResult:
     image: Path
     label: Path
     manifest: Path
+    costs: Path
     n_annotated: int
     n_training: int
 
@@ -77,16 +82,19 @@ def _check_compatible(root: Path, meta: dict, channel_names: dict, labels: dict)
 
 
 def export_case(root: str | Path, case_id: str, image: Volume, labels: np.ndarray, ledger: SliceLedger,
-                class_names: list[str], channel_name: str = "CT", count_accepted: bool = False,
+                class_names: list[str], channel_name: str, count_accepted: bool = False,
                 file_ending: str = ".nii.gz", overwrite: bool = False) -> ExportResult:
     """Write ``image`` and its sparse ``labels`` as case ``case_id`` of the dataset at ``root``."""
     root = Path(root)
+    if not (channel_name or "").strip():
+        raise UserError("choose the image's channel name (CT, or an MRI sequence such as T2): nnU-Net normalises "
+                        "CT by its intensity window and every other channel per image")
     if not CASE_ID.match(case_id or ""):
         raise UserError(f"case id {case_id!r} must be letters, digits, '_', '-' or '.'")
     labels = np.asarray(labels)
     if labels.shape != image.shape:
         raise UserError(f"labels shape {labels.shape} differs from image shape {image.shape}")
-    channel_names = {"0": channel_name}
+    channel_names = {"0": channel_name.strip()}
     wanted = class_labels(class_names)
     meta = _existing_meta(root)
     if meta is not None:
@@ -95,7 +103,7 @@ def export_case(root: str | Path, case_id: str, image: Volume, labels: np.ndarra
     ignore = wanted["ignore"]
     annotation = ledger.sparse_annotation(labels, count_accepted=count_accepted)
     if not annotation.annotated.any():
-        raise UserError("no slice is annotated yet; paint or mark slices empty before exporting")
+        raise UserError("no slice is annotated by a person yet; paint or mark slices empty before exporting")
     present = np.unique(annotation.labels[annotation.annotated])
     unknown = [int(v) for v in present if v != 0 and v >= ignore]
     if unknown:
@@ -115,12 +123,15 @@ def export_case(root: str | Path, case_id: str, image: Volume, labels: np.ndarra
         manifest = staging / MANIFEST_FOLDER / f"{case_id}.json"
         manifest.parent.mkdir()
         manifest.write_text(json.dumps(_manifest(case_id, ledger, annotation.annotated, ignore, count_accepted), indent=2) + "\n")
-        for sub in ("imagesTr", "labelsTr", MANIFEST_FOLDER):
+        costs = staging / COSTS_FOLDER / f"{case_id}{COST_SUFFIX}"
+        write_costs(costs, [volume_costs(ledger, case_id)])
+        for sub in ("imagesTr", "labelsTr", MANIFEST_FOLDER, COSTS_FOLDER):
             (root / sub).mkdir(exist_ok=True)
         # Label first: a case is only seen by nnU-Net through its image, so a crash between the
         # renames leaves at worst an orphan label, never an image without its label.
         for staged, final in ((staging / "labelsTr" / label_path.name, label_path),
                               (manifest, root / MANIFEST_FOLDER / manifest.name),
+                              (costs, root / COSTS_FOLDER / costs.name),
                               (staging / "imagesTr" / image_path.name, image_path)):
             os.replace(staged, final)
         n_training = len(list((root / "imagesTr").glob(f"*_0000{file_ending}")))
@@ -131,14 +142,14 @@ def export_case(root: str | Path, case_id: str, image: Volume, labels: np.ndarra
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(root, case_id, image_path, label_path, root / MANIFEST_FOLDER / f"{case_id}.json",
-                        int(annotation.annotated.sum()), n_training)
+                        root / COSTS_FOLDER / costs.name, int(annotation.annotated.sum()), n_training)
 
 
 def _manifest(case_id: str, ledger: SliceLedger, annotated: np.ndarray, ignore: int, count_accepted: bool) -> dict:
     return {
         "case_id": case_id,
         "ignore_label": ignore,
-        "accepted_propagated_counted": count_accepted,
+        "accepted_machine_slices_counted": count_accepted,
         "annotated_slices": np.flatnonzero(annotated).tolist(),
         **ledger.to_dict(),
     }

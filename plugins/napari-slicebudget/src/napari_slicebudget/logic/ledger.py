@@ -1,33 +1,304 @@
-"""What the annotator has done to each slice, and the plan it is measured against.
+"""Where every slice's labels came from, the plan they are measured against, and the time they took.
 
-A :class:`SliceLedger` is immutable: every change returns a new ledger, so widgets can share one
-through a holder and compare before/after. Provenance matters: a slice holding foreground that came
-from propagation is not a human annotation until the annotator accepts it or paints on it, and a
-slice the annotator marked empty is annotated (as background) though it holds no foreground.
+The ledger is the single source of truth for provenance. Every slice is exactly one of:
+
+- ``not-annotated``: nobody vouches for it (whatever the labels layer shows there);
+- ``human-painted``: the annotator painted it in the slice plane;
+- ``human-marked-empty``: the annotator said it holds only background;
+- ``machine-proposed``: propagation wrote it and nobody has reviewed it;
+- ``machine-accepted``: propagation wrote it and the annotator accepted it (still machine-made).
+
+Machine slices carry the method, a per-slice source and the method's confidence (below 1: machine
+output is never shown at full confidence). Only a human stroke or an explicit accept moves a slice
+out of a machine state; propagation can only write machine states. A :class:`SliceLedger` is
+immutable: every change returns a new ledger.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from slicebudget.errors import UserError
 from slicebudget.volume import SparseAnnotation
 
-SUGGESTED, ANNOTATED, EMPTY, PROPAGATED, ACCEPTED, NONE = (
-    "suggested", "annotated", "empty", "propagated", "accepted", "none")
-STATUSES = (SUGGESTED, ANNOTATED, EMPTY, PROPAGATED, ACCEPTED, NONE)
-LEDGER_VERSION = 1
+NOT_ANNOTATED, HUMAN_PAINTED, HUMAN_EMPTY, MACHINE_PROPOSED, MACHINE_ACCEPTED = (
+    "not-annotated", "human-painted", "human-marked-empty", "machine-proposed", "machine-accepted")
+PROVENANCES = (NOT_ANNOTATED, HUMAN_PAINTED, HUMAN_EMPTY, MACHINE_PROPOSED, MACHINE_ACCEPTED)
+HUMAN = frozenset({HUMAN_PAINTED, HUMAN_EMPTY})
+MACHINE = frozenset({MACHINE_PROPOSED, MACHINE_ACCEPTED})
+LEDGER_FORMAT, LEDGER_VERSION = "slicebudget-ledger", 2
+MAX_MACHINE_CONFIDENCE = 0.99
 
 
-def _flags(depth: int, values=None) -> np.ndarray:
-    out = np.zeros(depth, dtype=bool)
-    if values is not None:
-        out[np.asarray(list(values), dtype=int)] = True
-    return out
+@dataclass(frozen=True)
+class MachineLabel:
+    """How a machine slice was made: ``method`` (sli2vol, sdf, ...), ``source`` (what produced this
+    slice within the method) and the method's ``confidence`` for it."""
+
+    method: str
+    source: str
+    confidence: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "confidence", float(min(max(self.confidence, 0.0), MAX_MACHINE_CONFIDENCE)))
+
+
+@dataclass(frozen=True)
+class SliceTime:
+    """Active seconds the annotator spent on one slice, between ``started`` and ``finished`` (epoch s)."""
+
+    started: float
+    finished: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One set of suggested slices and how it was chosen; ``made`` is when (epoch seconds)."""
+
+    policy: str
+    seed: int
+    n_slices: int
+    density: float
+    suggested: tuple[int, ...]
+    made: float
+
+    def describe(self) -> str:
+        return f"{self.policy} policy, seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class SliceLedger:
+    depth: int
+    provenance: tuple[str, ...] = ()
+    machine: Mapping[int, MachineLabel] = field(default_factory=dict)
+    plan: Plan | None = None
+    past_plans: tuple[Plan, ...] = ()
+    timing: Mapping[int, SliceTime] = field(default_factory=dict)
+    active_seconds: float = 0.0
+
+    def __post_init__(self):
+        if not self.provenance:
+            object.__setattr__(self, "provenance", (NOT_ANNOTATED,) * self.depth)
+        if len(self.provenance) != self.depth or not set(self.provenance) <= set(PROVENANCES):
+            raise ValueError(f"provenance must name one of {PROVENANCES} for each of {self.depth} slices")
+        machine_slices = {i for i, p in enumerate(self.provenance) if p in MACHINE}
+        if set(self.machine) != machine_slices:
+            raise ValueError("machine details must be given for exactly the machine slices")
+        for plan in (self.plan, *self.past_plans):
+            if plan is not None and any(not 0 <= s < self.depth for s in plan.suggested):
+                raise UserError(f"suggested slices {list(plan.suggested)} fall outside a volume of {self.depth} slices")
+
+    # ---- what each slice is -------------------------------------------------------------------
+    def _mask(self, states) -> np.ndarray:
+        return np.fromiter((p in states for p in self.provenance), dtype=bool, count=self.depth)
+
+    @property
+    def human(self) -> np.ndarray:
+        """Slices a person annotated: painted, or marked empty."""
+        return self._mask(HUMAN)
+
+    @property
+    def machine_made(self) -> np.ndarray:
+        return self._mask(MACHINE)
+
+    @property
+    def accepted(self) -> np.ndarray:
+        return self._mask({MACHINE_ACCEPTED})
+
+    @property
+    def pending_review(self) -> np.ndarray:
+        return np.flatnonzero(self._mask({MACHINE_PROPOSED}))
+
+    @property
+    def suggested(self) -> tuple[int, ...]:
+        return () if self.plan is None else self.plan.suggested
+
+    def annotated(self, count_accepted: bool = False) -> np.ndarray:
+        """Slices that export as annotated: the human ones, plus accepted machine ones if asked."""
+        return self._mask(HUMAN | ({MACHINE_ACCEPTED} if count_accepted else set()))
+
+    def progress(self) -> tuple[int, int]:
+        """(suggested slices a person annotated, suggested slices)."""
+        human = self.human
+        return int(sum(human[s] for s in self.suggested)), len(self.suggested)
+
+    def progress_text(self) -> str:
+        k, n = self.progress()
+        extra = int(self.human.sum()) - k
+        text = f"{k} of {n} suggested slices annotated"
+        return text + (f" (+{extra} other annotated slices)" if extra > 0 else "")
+
+    # ---- navigation -------------------------------------------------------------------------
+    def next_suggested(self, current: int, step: int = 1) -> int | None:
+        """The next (``step`` = 1) or previous (-1) suggested slice from ``current``, wrapping round."""
+        return _next(sorted(self.suggested), current, step)
+
+    def next_unannotated(self, current: int) -> int | None:
+        """The next suggested slice no person has annotated yet, after ``current``, wrapping round."""
+        human = self.human
+        return _next(sorted(s for s in self.suggested if not human[s]), current, 1)
+
+    # ---- changes (each returns a new ledger) ----------------------------------------------------
+    def _with(self, states: Mapping[int, str], details: Mapping[int, MachineLabel] | None = None) -> SliceLedger:
+        provenance = list(self.provenance)
+        machine = dict(self.machine)
+        for s, state in states.items():
+            provenance[int(s)] = state
+            machine.pop(int(s), None)
+            if state in MACHINE:
+                machine[int(s)] = (details or {}).get(int(s)) or self.machine[int(s)]
+        return replace(self, provenance=tuple(provenance), machine=machine)
+
+    def after_stroke(self, has_foreground: Mapping[int, bool], claims: bool) -> SliceLedger:
+        """A human stroke touched these slices (``has_foreground`` after it).
+
+        A stroke in the slice plane (``claims``) makes a slice with foreground the annotator's, whatever
+        was there before; a slice it leaves without foreground is no longer annotated (unless marked
+        empty). A stroke across slices (a reformatted view, a 3D brush) only ever downgrades.
+        """
+        states = {}
+        for s, fg in has_foreground.items():
+            if fg and claims:
+                states[s] = HUMAN_PAINTED
+            elif contradicts(self.provenance[s], fg):
+                states[s] = NOT_ANNOTATED
+        return self._with(states)
+
+    def marked_empty(self, index: int) -> SliceLedger:
+        """The annotator marked ``index`` empty (its labels are already cleared)."""
+        return self._with({self._check_index(index): HUMAN_EMPTY})
+
+    def proposed(self, details: Mapping[int, MachineLabel], cleared: Iterable[int] = ()) -> SliceLedger:
+        """Propagation wrote ``details``' slices and cleared its own stale ``cleared`` proposals."""
+        states = {int(s): NOT_ANNOTATED for s in cleared if self.provenance[int(s)] == MACHINE_PROPOSED}
+        for s in details:
+            if self.provenance[s] not in (NOT_ANNOTATED, MACHINE_PROPOSED):
+                raise ValueError(f"propagation must not write slice {s}, which is {self.provenance[s]}")
+            states[s] = MACHINE_PROPOSED
+        return self._with(states, details)
+
+    def reviewed(self, slices: Iterable[int], accept: bool) -> SliceLedger:
+        """Accept (keep, still machine-made) or reject (forget) proposed ``slices``."""
+        target = MACHINE_ACCEPTED if accept else NOT_ANNOTATED
+        return self._with({int(s): target for s in slices if self.provenance[int(s)] == MACHINE_PROPOSED})
+
+    def accepted_from(self, details: Mapping[int, MachineLabel]) -> SliceLedger:
+        """Machine labels copied in from a preview layer and accepted in one step."""
+        if any(self.provenance[s] in HUMAN for s in details):
+            raise ValueError("accepting machine labels must not overwrite human slices")
+        return self._with({s: MACHINE_ACCEPTED for s in details}, details)
+
+    def with_provenance_of(self, other: SliceLedger, slices: Iterable[int]) -> SliceLedger:
+        """``other``'s provenance on ``slices`` (undo and redo restore it slice by slice)."""
+        idx = [int(s) for s in slices]
+        return self._with({s: other.provenance[s] for s in idx}, {s: other.machine[s] for s in idx if s in other.machine})
+
+    def downgraded(self, slices: Iterable[int]) -> SliceLedger:
+        """``slices`` become not annotated: their labels changed outside the plugin's own actions, or
+        contradict their state. The only change that needs no human act, and it never upgrades."""
+        return self._with({int(s): NOT_ANNOTATED for s in slices})
+
+    def contradictions(self, has_foreground: np.ndarray) -> list[int]:
+        """Slices whose state the labels contradict (painted or machine without foreground, empty with)."""
+        return [s for s, p in enumerate(self.provenance) if contradicts(p, bool(has_foreground[s]))]
+
+    def with_plan(self, plan: Plan) -> SliceLedger:
+        """A new plan; the previous one goes to the history. Annotated slices keep their state."""
+        past = self.past_plans + ((self.plan,) if self.plan is not None else ())
+        return replace(self, plan=plan, past_plans=past)
+
+    def with_time(self, index: int, start: float, end: float, seconds: float) -> SliceLedger:
+        """Add ``seconds`` of active work on slice ``index`` during [start, end]."""
+        old = self.timing.get(int(index))
+        entry = SliceTime(start, end, seconds) if old is None else SliceTime(old.started, end, old.seconds + seconds)
+        return replace(self, timing={**self.timing, int(index): entry})
+
+    def with_active(self, seconds: float) -> SliceLedger:
+        return replace(self, active_seconds=self.active_seconds + seconds)
+
+    def _check_index(self, index: int) -> int:
+        if not 0 <= int(index) < self.depth:
+            raise UserError(f"slice {index} is outside the volume (0..{self.depth - 1})")
+        return int(index)
+
+    # ---- reading labels through the ledger ------------------------------------------------------
+    def sparse_annotation(self, labels: np.ndarray, count_accepted: bool = False) -> SparseAnnotation:
+        """Export or propagate from the human slices (plus accepted ones if asked); empty-marked
+        slices are background whatever the array holds."""
+        annotated = self.annotated(count_accepted)
+        keep = annotated & ~self._mask({HUMAN_EMPTY})
+        labels = np.asarray(labels)
+        return SparseAnnotation(np.where(keep[:, None, None], labels, 0).astype(labels.dtype, copy=False), annotated)
+
+    # ---- persistence ----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": LEDGER_FORMAT,
+            "version": LEDGER_VERSION,
+            "depth": self.depth,
+            "slices": {state: [i for i, p in enumerate(self.provenance) if p == state]
+                       for state in PROVENANCES if state != NOT_ANNOTATED},
+            "machine": {str(s): asdict(m) for s, m in sorted(self.machine.items())},
+            "plan": None if self.plan is None else asdict(self.plan),
+            "past_plans": [asdict(p) for p in self.past_plans],
+            "timing": {str(s): asdict(t) for s, t in sorted(self.timing.items())},
+            "active_seconds": self.active_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str | None = None) -> SliceLedger:
+        version = raw.get("version") if isinstance(raw, dict) else None
+        if not isinstance(raw, dict) or raw.get("format") != LEDGER_FORMAT:
+            found = "format 1 (napari-slicebudget 0.1)" if version == 1 else "an unknown format"
+            raise UserError(f"slice records are in {found}, which this napari-slicebudget does not read: format 1 "
+                            "could count propagated slices as painted by a person", source)
+        if version != LEDGER_VERSION:
+            raise UserError(f"slice records are version {version}; this napari-slicebudget reads version "
+                            f"{LEDGER_VERSION} (update the plugin)", source)
+        try:
+            depth = int(raw["depth"])
+            provenance = [NOT_ANNOTATED] * depth
+            for state, slices in raw["slices"].items():
+                if state not in PROVENANCES:
+                    raise ValueError(f"unknown slice state {state!r}")
+                for s in slices:
+                    provenance[int(s)] = state
+            plans = [None if p is None else _plan(p) for p in (raw["plan"], *raw["past_plans"])]
+            return cls(
+                depth=depth, provenance=tuple(provenance),
+                machine={int(s): MachineLabel(str(m["method"]), str(m["source"]), float(m["confidence"]))
+                         for s, m in raw["machine"].items()},
+                plan=plans[0], past_plans=tuple(plans[1:]),
+                timing={int(s): SliceTime(float(t["started"]), float(t["finished"]), float(t["seconds"]))
+                        for s, t in raw["timing"].items()},
+                active_seconds=float(raw["active_seconds"]),
+            )
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise UserError(f"slice records are damaged ({exc})", source) from exc
+
+
+def contradicts(state: str, has_foreground: bool) -> bool:
+    """Painted and machine slices hold foreground; empty-marked ones do not."""
+    if state == NOT_ANNOTATED:
+        return False
+    return has_foreground == (state == HUMAN_EMPTY)
+
+
+def _plan(raw: dict) -> Plan:
+    return Plan(str(raw["policy"]), int(raw["seed"]), int(raw["n_slices"]), float(raw["density"]),
+                tuple(int(s) for s in raw["suggested"]), float(raw["made"]))
+
+
+def _next(ordered: list[int], current: int, step: int) -> int | None:
+    if not ordered:
+        return None
+    if step > 0:
+        return next((s for s in ordered if s > current), ordered[0])
+    return next((s for s in reversed(ordered) if s < current), ordered[-1])
 
 
 def foreground_per_slice(labels: np.ndarray, slices=None) -> np.ndarray:
@@ -37,215 +308,3 @@ def foreground_per_slice(labels: np.ndarray, slices=None) -> np.ndarray:
         return labels.reshape(labels.shape[0], -1).any(axis=1)
     idx = np.asarray(list(slices), dtype=int)
     return labels[idx].reshape(idx.size, -1).any(axis=1)
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """A slice became annotated (``annotated`` or ``empty``) at ``time`` (seconds since the epoch)."""
-
-    time: float
-    slice: int
-    status: str
-
-
-@dataclass(frozen=True, eq=False)
-class SliceLedger:
-    depth: int
-    suggested: tuple[int, ...] = ()
-    has_foreground: np.ndarray = field(default=None, repr=False)
-    marked_empty: np.ndarray = field(default=None, repr=False)
-    propagated: np.ndarray = field(default=None, repr=False)  # awaiting review
-    accepted: np.ndarray = field(default=None, repr=False)
-    plan: dict = field(default_factory=dict)  # policy, seed, n_slices, density
-    log: tuple[LogEntry, ...] = ()
-
-    def __post_init__(self):
-        for name in ("has_foreground", "marked_empty", "propagated", "accepted"):
-            value = getattr(self, name)
-            object.__setattr__(self, name, _flags(self.depth) if value is None else np.asarray(value, dtype=bool).copy())
-            if getattr(self, name).shape != (self.depth,):
-                raise ValueError(f"{name} must have one entry per slice ({self.depth})")
-        if any(not 0 <= s < self.depth for s in self.suggested):
-            raise UserError(f"suggested slices {list(self.suggested)} fall outside a volume of {self.depth} slices")
-
-    # ---- what each slice is -------------------------------------------------------------------
-    @property
-    def machine_made(self) -> np.ndarray:
-        """Slices whose foreground came from propagation (pending or accepted)."""
-        return (self.propagated | self.accepted) & self.has_foreground
-
-    @property
-    def human_annotated(self) -> np.ndarray:
-        """Slices a person annotated: painted foreground, or marked as empty."""
-        painted = self.has_foreground & ~self.propagated & ~self.accepted
-        return painted | (self.marked_empty & ~self.has_foreground)
-
-    def statuses(self) -> list[str]:
-        painted = self.has_foreground & ~self.propagated & ~self.accepted
-        empty = self.marked_empty & ~self.has_foreground
-        pending = self.propagated & self.has_foreground
-        accepted = self.accepted & self.has_foreground
-        suggested = _flags(self.depth, self.suggested)
-        out = []
-        for i in range(self.depth):
-            if painted[i]:
-                out.append(ANNOTATED)
-            elif empty[i]:
-                out.append(EMPTY)
-            elif pending[i]:
-                out.append(PROPAGATED)
-            elif accepted[i]:
-                out.append(ACCEPTED)
-            elif suggested[i]:
-                out.append(SUGGESTED)
-            else:
-                out.append(NONE)
-        return out
-
-    def status(self, index: int) -> str:
-        return self.statuses()[int(index)]
-
-    def progress(self) -> tuple[int, int]:
-        """(suggested slices annotated, suggested slices)."""
-        done = self.human_annotated
-        return int(sum(done[s] for s in self.suggested)), len(self.suggested)
-
-    def progress_text(self) -> str:
-        k, n = self.progress()
-        extra = int(self.human_annotated.sum()) - k
-        text = f"{k} of {n} annotated"
-        return text + (f" (+{extra} other slices)" if extra > 0 else "")
-
-    # ---- navigation -------------------------------------------------------------------------
-    def next_suggested(self, current: int, step: int = 1) -> int | None:
-        """The next (``step`` = 1) or previous (-1) suggested slice from ``current``, wrapping round."""
-        if not self.suggested:
-            return None
-        ordered = sorted(self.suggested)
-        if step > 0:
-            later = [s for s in ordered if s > current]
-            return later[0] if later else ordered[0]
-        earlier = [s for s in ordered if s < current]
-        return earlier[-1] if earlier else ordered[-1]
-
-    def next_unannotated(self, current: int) -> int | None:
-        """The next suggested slice not yet annotated, after ``current``, wrapping round."""
-        done = self.human_annotated
-        todo = sorted(s for s in self.suggested if not done[s])
-        if not todo:
-            return None
-        later = [s for s in todo if s > current]
-        return later[0] if later else todo[0]
-
-    # ---- changes (each returns a new ledger) ----------------------------------------------------
-    def with_plan(self, suggested, **plan) -> SliceLedger:
-        return replace(self, suggested=tuple(sorted(int(s) for s in suggested)), plan=dict(plan))
-
-    def _logged(self, before: np.ndarray, after: SliceLedger, now: float | None) -> SliceLedger:
-        newly = np.flatnonzero(after.human_annotated & ~before)
-        if newly.size == 0:
-            return after
-        now = time.time() if now is None else float(now)
-        statuses = after.statuses()
-        entries = tuple(LogEntry(now, int(i), statuses[i]) for i in newly)
-        return replace(after, log=self.log + entries)
-
-    def with_painted(self, labels: np.ndarray, slices, now: float | None = None) -> SliceLedger:
-        """A person painted on ``slices``: they become human-made, whatever propagation put there."""
-        idx = np.unique(np.asarray(list(slices), dtype=int))
-        idx = idx[(idx >= 0) & (idx < self.depth)]
-        if idx.size == 0:
-            return self
-        fg = self.has_foreground.copy()
-        fg[idx] = foreground_per_slice(labels, idx)
-        propagated, accepted, empty = self.propagated.copy(), self.accepted.copy(), self.marked_empty.copy()
-        propagated[idx] = False
-        accepted[idx] = False
-        empty[idx[fg[idx]]] = False  # paint on a slice marked empty overrides the mark
-        after = replace(self, has_foreground=fg, propagated=propagated, accepted=accepted, marked_empty=empty)
-        return self._logged(self.human_annotated, after, now)
-
-    def with_labels(self, labels: np.ndarray, now: float | None = None) -> SliceLedger:
-        """Refresh which slices hold foreground (after undo, redo or a programmatic write)."""
-        if np.asarray(labels).shape[0] != self.depth:
-            raise UserError(f"labels have {np.asarray(labels).shape[0]} slices, the plan {self.depth}")
-        after = replace(self, has_foreground=foreground_per_slice(labels))
-        return self._logged(self.human_annotated, after, now)
-
-    def with_empty(self, index: int, now: float | None = None) -> SliceLedger:
-        """Mark slice ``index`` as annotated and holding only background."""
-        index = int(index)
-        if not 0 <= index < self.depth:
-            raise UserError(f"slice {index} is outside the volume (0..{self.depth - 1})")
-        if self.has_foreground[index] and not (self.propagated[index] or self.accepted[index]):
-            raise UserError(f"slice {index} holds painted labels; erase them before marking it empty")
-        if self.has_foreground[index]:
-            raise UserError(f"slice {index} holds propagated labels; reject them before marking it empty")
-        empty = self.marked_empty.copy()
-        empty[index] = True
-        return self._logged(self.human_annotated, replace(self, marked_empty=empty), now)
-
-    def with_propagated(self, slices) -> SliceLedger:
-        """Propagation wrote ``slices`` (never human slices): they await review."""
-        idx = np.asarray(list(slices), dtype=int)
-        if idx.size and self.human_annotated[idx].any():
-            raise ValueError("propagation must not claim human-annotated slices")
-        propagated, accepted = self.propagated.copy(), self.accepted.copy()
-        propagated[idx] = True
-        accepted[idx] = False
-        return replace(self, propagated=propagated, accepted=accepted)
-
-    def with_reviewed(self, slices, accept: bool) -> SliceLedger:
-        """Accept (keep, count as reviewed) or reject (forget) propagated ``slices``."""
-        idx = np.asarray([s for s in slices if self.propagated[int(s)]], dtype=int)
-        propagated, accepted = self.propagated.copy(), self.accepted.copy()
-        propagated[idx] = False
-        accepted[idx] = accept
-        return replace(self, propagated=propagated, accepted=accepted)
-
-    @property
-    def pending_review(self) -> np.ndarray:
-        return np.flatnonzero(self.propagated & self.has_foreground)
-
-    def sparse_annotation(self, labels: np.ndarray, count_accepted: bool = False) -> SparseAnnotation:
-        """The annotation to export or propagate from: human slices (plus accepted ones if asked)."""
-        annotated = self.human_annotated.copy()
-        if count_accepted:
-            annotated |= self.accepted & self.has_foreground
-        labels = np.asarray(labels)
-        kept = np.where(annotated[:, None, None], labels, 0).astype(labels.dtype, copy=False)
-        return SparseAnnotation(kept, annotated)
-
-    # ---- persistence ----------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        return {
-            "version": LEDGER_VERSION,
-            "depth": self.depth,
-            "plan": {**self.plan, "suggested": list(self.suggested)},
-            "statuses": self.statuses(),
-            "progress": dict(zip(("annotated", "suggested"), self.progress())),
-            "flags": {name: np.flatnonzero(getattr(self, name)).tolist()
-                      for name in ("has_foreground", "marked_empty", "propagated", "accepted")},
-            "log": [{"time": e.time, "slice": e.slice, "status": e.status} for e in self.log],
-        }
-
-    @classmethod
-    def from_dict(cls, raw: dict, source: str | None = None) -> SliceLedger:
-        try:
-            depth = int(raw["depth"])
-            plan = dict(raw.get("plan", {}))
-            suggested = plan.pop("suggested", [])
-            flags = raw.get("flags", {})
-            return cls(
-                depth=depth,
-                suggested=tuple(int(s) for s in suggested),
-                plan=plan,
-                log=tuple(LogEntry(float(e["time"]), int(e["slice"]), str(e["status"])) for e in raw.get("log", [])),
-                **{name: _flags(depth, flags.get(name, [])) for name in
-                   ("has_foreground", "marked_empty", "propagated", "accepted")},
-            )
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise UserError(f"slice-status file is damaged ({exc})", source) from exc
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"

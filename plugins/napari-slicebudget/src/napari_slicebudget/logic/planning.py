@@ -8,18 +8,26 @@ from slicebudget.errors import UserError
 from slicebudget.selection import POLICIES, get_policy, n_slices_for_density
 from slicebudget.volume import Volume
 
-from napari_slicebudget.logic.ledger import ACCEPTED, ANNOTATED, EMPTY, NONE, PROPAGATED, SUGGESTED, SliceLedger
+from napari_slicebudget.logic.ledger import (
+    HUMAN_EMPTY,
+    HUMAN_PAINTED,
+    MACHINE_ACCEPTED,
+    MACHINE_PROPOSED,
+    NOT_ANNOTATED,
+    SliceLedger,
+)
 
 POLICY_NAMES = tuple(POLICIES)
+TO_DO = "to do"  # a suggested slice nobody has annotated
 
-# RGBA edge colours of the slice outlines: warm = still to do, green = done, blue = machine-made.
+# RGBA colours of slice outlines and list rows: warm = still to do, green = human, blue = machine-made.
 STATUS_COLORS = {
-    SUGGESTED: (1.0, 0.65, 0.0, 1.0),
-    ANNOTATED: (0.2, 0.85, 0.3, 1.0),
-    EMPTY: (0.55, 0.85, 0.55, 1.0),
-    PROPAGATED: (0.3, 0.6, 1.0, 1.0),
-    ACCEPTED: (0.1, 0.4, 0.9, 1.0),
-    NONE: (0.6, 0.6, 0.6, 1.0),
+    TO_DO: (1.0, 0.65, 0.0, 1.0),
+    HUMAN_PAINTED: (0.2, 0.85, 0.3, 1.0),
+    HUMAN_EMPTY: (0.55, 0.85, 0.55, 1.0),
+    MACHINE_PROPOSED: (0.3, 0.6, 1.0, 1.0),
+    MACHINE_ACCEPTED: (0.1, 0.4, 0.9, 1.0),
+    NOT_ANNOTATED: (0.6, 0.6, 0.6, 1.0),
 }
 
 
@@ -59,24 +67,43 @@ def slice_outlines(slices, shape: tuple[int, ...]) -> list[np.ndarray]:
             for s in slices]
 
 
-def outline_colors(ledger: SliceLedger) -> list[tuple[float, float, float, float]]:
-    statuses = ledger.statuses()
-    return [STATUS_COLORS[statuses[s]] for s in ledger.suggested]
+def display_status(ledger: SliceLedger, index: int) -> str:
+    """The slice's provenance, or "to do" for a suggested slice nobody annotated."""
+    state = ledger.provenance[index]
+    return TO_DO if state == NOT_ANNOTATED and index in ledger.suggested else state
+
+
+def describe_slice(ledger: SliceLedger, index: int) -> str:
+    """Provenance in words; machine slices name their method, source and confidence."""
+    text = display_status(ledger, index)
+    machine = ledger.machine.get(index)
+    if machine is not None:
+        source = "" if machine.source == machine.method else f", {machine.source}"
+        text += f" by {machine.method}{source}, confidence {machine.confidence:.2f}"
+    return text
+
+
+def marked_slices(ledger: SliceLedger) -> list[int]:
+    """Slices framed on the canvas: the suggested ones and every slice with a state, so a machine
+    slice is framed in blue whenever it is on screen."""
+    return sorted(set(ledger.suggested) | {i for i, p in enumerate(ledger.provenance) if p != NOT_ANNOTATED})
+
+
+def outline_colors(ledger: SliceLedger, slices) -> list[tuple[float, float, float, float]]:
+    return [STATUS_COLORS[display_status(ledger, s)] for s in slices]
 
 
 def overlay_text(ledger: SliceLedger | None, current: int) -> str:
     """The line shown over the canvas while scrolling."""
     if ledger is None:
         return ""
-    status = ledger.status(current) if 0 <= current < ledger.depth else NONE
+    status = describe_slice(ledger, current) if 0 <= current < ledger.depth else NOT_ANNOTATED
     mark = "suggested slice" if current in ledger.suggested else "slice"
     nxt = ledger.next_unannotated(current)
-    tail = f" | next to do: {nxt}" if nxt is not None else " | all suggested slices done"
+    tail = f" | next to do: {nxt}" if nxt is not None else (" | all suggested slices done" if ledger.suggested else "")
     return f"{mark} {current} (0..{ledger.depth - 1}): {status}\n{ledger.progress_text()}{tail}"
 
 
-def slice_list_rows(ledger: SliceLedger) -> list[tuple[int, str]]:
-    """(slice, status) rows for the list: suggested slices plus any other annotated or machine-made slice."""
-    statuses = ledger.statuses()
-    shown = set(ledger.suggested) | {i for i, s in enumerate(statuses) if s != NONE}
-    return [(i, statuses[i]) for i in sorted(shown)]
+def slice_list_rows(ledger: SliceLedger) -> list[tuple[int, str, str]]:
+    """(slice, display status, description) for the suggested slices and every slice with a state."""
+    return [(i, display_status(ledger, i), describe_slice(ledger, i)) for i in marked_slices(ledger)]

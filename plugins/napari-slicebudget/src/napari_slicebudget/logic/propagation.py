@@ -1,7 +1,7 @@
-"""Run a propagation method on the annotator's slices and turn its result into undoable edits.
+"""Run a propagation method on the annotator's slices, and decide which slices its result may write.
 
-Edits are (indices, values) pairs for ``Labels.data_setitem``, so napari's undo takes them back.
-Slices a person annotated (or accepted) are never part of an edit.
+Propagation reads the human slices and the accepted machine slices, and writes machine proposals
+only on the other slices where it found foreground. Human and accepted slices are never written.
 """
 
 from __future__ import annotations
@@ -12,94 +12,47 @@ import numpy as np
 
 from slicebudget.propagation import PROPAGATORS, PropagationResult, propagate
 
-from napari_slicebudget.logic.ledger import SliceLedger
+from napari_slicebudget.logic.ledger import MachineLabel, SliceLedger, foreground_per_slice
 
 METHODS = tuple(PROPAGATORS)
 
 
-@dataclass(frozen=True, eq=False)
-class Edits:
-    """Voxels to change (a tuple of index arrays), their new values, and the slices touched."""
-
-    indices: tuple[np.ndarray, ...]
-    values: np.ndarray
-    slices: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return int(self.values.size)
-
-
-def protected_slices(ledger: SliceLedger) -> np.ndarray:
-    """Human-annotated and accepted slices: propagation reads them and never writes them."""
-    return ledger.human_annotated | (ledger.accepted & ledger.has_foreground)
-
-
 def run_propagation(image: np.ndarray, labels: np.ndarray, ledger: SliceLedger, method: str,
                     progress=None) -> PropagationResult:
-    """Propagate from the protected slices with ``method``; ``progress(done, total)`` as it goes."""
+    """Propagate from the human and accepted slices with ``method``; ``progress(done, total)``."""
     annotation = ledger.sparse_annotation(labels, count_accepted=True)
     return propagate(np.asarray(image, dtype=np.float32), annotation, method=method, progress=progress)
 
 
-def target_slices(result: PropagationResult, ledger: SliceLedger) -> np.ndarray:
-    """Slices the result fills: reached by propagation (confidence > 0) and not protected."""
-    return np.flatnonzero((result.confidence > 0) & ~protected_slices(ledger))
+@dataclass(frozen=True)
+class Proposal:
+    """What a result may write: ``slices`` get machine labels, ``stale`` earlier proposals are cleared,
+    ``found_nothing`` counts slices the method reached without finding foreground (left alone)."""
+
+    slices: np.ndarray
+    stale: np.ndarray
+    found_nothing: int
+    details: dict[int, MachineLabel]
 
 
-def _edits_from_mask(changed: np.ndarray, new_values: np.ndarray, slices) -> Edits:
-    indices = np.nonzero(changed)
-    return Edits(indices, new_values[indices], np.asarray(sorted(set(int(s) for s in slices)), dtype=int))
+def proposal(result: PropagationResult, ledger: SliceLedger, method: str) -> Proposal:
+    protected = ledger.annotated(count_accepted=True)
+    reached = (result.confidence > 0) & ~protected
+    found = foreground_per_slice(result.labels)
+    slices = np.flatnonzero(reached & found)
+    stale = np.setdiff1d(ledger.pending_review, slices)
+    # propagate() names no per-slice source yet, so the method is each slice's source
+    details = {int(s): MachineLabel(method, method, float(result.confidence[s])) for s in slices}
+    return Proposal(slices, stale, int((reached & ~found).sum()), details)
 
 
-def working_layer_edits(current: np.ndarray, result: PropagationResult, ledger: SliceLedger) -> Edits:
-    """Edits writing the result into the working labels layer.
-
-    Target slices take the propagated labels; slices still pending from an earlier run that this run
-    does not reach are cleared, so the layer shows only this run's output.
-    """
-    current = np.asarray(current)
-    targets = target_slices(result, ledger)
-    stale = np.setdiff1d(ledger.pending_review, targets)
-    new = np.array(current, copy=True)
-    new[targets] = result.labels[targets].astype(current.dtype, copy=False)
-    new[stale] = 0
-    touched = np.union1d(targets, stale)
-    changed = np.zeros(current.shape, dtype=bool)
-    changed[touched] = current[touched] != new[touched]
-    return _edits_from_mask(changed, new, targets)
-
-
-def separate_layer_data(result: PropagationResult, ledger: SliceLedger, dtype=np.uint8) -> np.ndarray:
-    """Data for a separate "propagated" layer: only the machine-made slices."""
-    out = np.zeros(result.labels.shape, dtype=dtype)
-    targets = target_slices(result, ledger)
-    out[targets] = result.labels[targets]
-    return out
-
-
-def clear_edits(labels: np.ndarray, slices) -> Edits:
-    """Edits setting every voxel of ``slices`` back to background (rejecting them)."""
-    labels = np.asarray(labels)
+def slice_edits(current: np.ndarray, slices, new_slices: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """(indices, values) that turn ``current[slices]`` into ``new_slices``, changed voxels only
+    (the form ``Labels.data_setitem`` takes, so napari's undo takes them back)."""
     slices = np.asarray(list(slices), dtype=int)
-    changed = np.zeros(labels.shape, dtype=bool)
-    changed[slices] = labels[slices] != 0
-    return _edits_from_mask(changed, np.zeros_like(labels), slices)
-
-
-def copy_edits(target: np.ndarray, source: np.ndarray, slices) -> Edits:
-    """Edits copying ``slices`` of ``source`` into ``target`` (accepting from a separate layer)."""
-    target, source = np.asarray(target), np.asarray(source)
-    slices = np.asarray(list(slices), dtype=int)
-    new = np.array(target, copy=True)
-    new[slices] = source[slices].astype(target.dtype, copy=False)
-    changed = np.zeros(target.shape, dtype=bool)
-    changed[slices] = target[slices] != new[slices]
-    return _edits_from_mask(changed, new, slices)
-
-
-def drop_protected(edits: Edits, ledger: SliceLedger) -> Edits:
-    """Remove edits on slices that became protected while a background run was going on."""
-    keep = ~protected_slices(ledger)[edits.indices[0]] if edits.size else np.zeros(0, dtype=bool)
-    return Edits(tuple(ix[keep] for ix in edits.indices), edits.values[keep],
-                 edits.slices[~protected_slices(ledger)[edits.slices]] if edits.slices.size else edits.slices)
+    if slices.size == 0:
+        return (np.zeros(0, int),) * np.ndim(current), np.zeros(0, dtype=np.asarray(current).dtype)
+    old = np.asarray(current)[slices]
+    new = np.asarray(new_slices).astype(old.dtype, copy=False)
+    k, rows, cols = np.nonzero(old != new)
+    return (slices[k], rows, cols), new[k, rows, cols]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from napari.layers import Image, Labels
@@ -63,6 +62,11 @@ class LayerCombo(QComboBox):
         self.setCurrentText(layer.name)
 
 
+def layer_with_id(viewer, unique_id):
+    """The viewer's layer with ``unique_id``, or None (layers are proxies: never compare with ``is``)."""
+    return next((layer for layer in viewer.layers if layer.unique_id == unique_id), None)
+
+
 def report(exc: BaseException, what: str) -> None:
     """A notification that says what went wrong, in one line."""
     message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
@@ -104,8 +108,19 @@ class ProgressRelay(QObject):
         self.progressed.emit(int(done), int(total))
 
 
-def run_in_thread(owner, fn: Callable, *args, on_done: Callable, what: str, on_finish: Callable | None = None):
-    """Run ``fn(*args)`` in napari's thread pool; ``on_done(result)`` back in the GUI thread.
+class Relay(QObject):
+    """Carries one value from any thread to the GUI thread (queued): ``relay(value)``."""
+
+    fired = Signal(object)
+
+    def __call__(self, value) -> None:
+        self.fired.emit(value)
+
+
+def run_in_thread(owner, fn: Callable, *args, on_done: Callable, what: str, on_finish: Callable | None = None,
+                  on_error: Callable | None = None):
+    """Run ``fn(*args)`` in napari's thread pool; ``on_done(result)`` back in the GUI thread, or
+    ``on_error(exception)`` after the error was reported.
 
     ``owner`` keeps a reference to the worker while it runs (a collected worker would never report).
     """
@@ -117,9 +132,14 @@ def run_in_thread(owner, fn: Callable, *args, on_done: Callable, what: str, on_f
         except UserError as exc:
             return _Failure(exc)
 
+    def failed(exc: BaseException):
+        report(exc, what)
+        if on_error is not None:
+            on_error(exc)
+
     def returned(result):
         if isinstance(result, _Failure):
-            report(result.error, what)
+            failed(result.error)
         else:
             on_done(result)
 
@@ -127,7 +147,7 @@ def run_in_thread(owner, fn: Callable, *args, on_done: Callable, what: str, on_f
     workers = owner.__dict__.setdefault("_slicebudget_workers", set())
     workers.add(worker)
     worker.returned.connect(returned)
-    worker.errored.connect(lambda exc: report(exc, what))
+    worker.errored.connect(failed)
     worker.finished.connect(lambda: workers.discard(worker))
     if on_finish is not None:
         worker.finished.connect(on_finish)
@@ -141,10 +161,5 @@ def status_label() -> QLabel:
     return label
 
 
-def safe_case_id(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-")
-    return cleaned or "case"
-
-
-__all__ = ["NEW_LAYER", "Image", "LayerCombo", "Labels", "ProgressRelay", "guarded", "report", "run_in_thread",
-           "safe_case_id", "status_label"]
+__all__ = ["NEW_LAYER", "Image", "LayerCombo", "Labels", "ProgressRelay", "Relay", "guarded", "layer_with_id",
+           "report", "run_in_thread", "status_label"]

@@ -1,35 +1,27 @@
-"""The "Budget panel" dock widget: a study's recommendation for the user's budget, and the pace so far."""
+"""The "Budget panel" dock widget: a study's advice for the user's budget and volumes, and the pace so far."""
 
 from __future__ import annotations
 
 from napari.layers import Labels
-from qtpy.QtWidgets import (
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from slicebudget.errors import UserError
-from slicebudget.report import read_recommendations
 
-from napari_slicebudget.logic.budget import pace, recommend
+from napari_slicebudget.logic.budget import Study, load_study, pace, recommend
 from napari_slicebudget.widgets._common import LayerCombo, guarded, status_label
-from napari_slicebudget.widgets.session import session_of
+from napari_slicebudget.widgets.sessions import find_session, session_of
 
 ANY = "any"
+WARNING_STYLE = "color: #ffb347; font-weight: bold"
 
 
 class BudgetWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.recommendations = []
+        self.study: Study | None = None
         self.summary_edit = QLineEdit()
         self.summary_edit.setPlaceholderText("summary.json from `budget-study report`")
         browse = QPushButton("...")
@@ -37,17 +29,25 @@ class BudgetWidget(QWidget):
         load = QPushButton("Load")
         load.clicked.connect(self.load)
         self.budget_spin = QSpinBox(minimum=1, maximum=10_000_000, value=600)
+        self.depth_spin = QSpinBox(minimum=1, maximum=100_000, value=100)
+        self.depth_spin.setToolTip("slices along the annotation axis of your volumes (set from the open image)")
+        self.volumes_spin = QSpinBox(minimum=0, maximum=1_000_000, value=0)
+        self.volumes_spin.setSpecialValueText("no limit")
         self.dims_combo = QComboBox()
         self.model_combo = QComboBox()
         self.labels_combo = LayerCombo(napari_viewer, Labels, prefer=session_of)
+        self.warning_label = status_label()
+        self.warning_label.setStyleSheet(WARNING_STYLE)
         self.advice_label = status_label()
         self.pace_label = status_label()
         refresh = QPushButton("Update")
         refresh.clicked.connect(self.update_view)
-        for widget in (self.budget_spin,):
-            widget.valueChanged.connect(self.update_view)
+        for spin in (self.budget_spin, self.depth_spin, self.volumes_spin):
+            spin.valueChanged.connect(self.update_view)
         self.dims_combo.currentTextChanged.connect(self.update_view)
         self.model_combo.currentTextChanged.connect(self.update_view)
+        # a session starts right after napari inserts its working layer: look once that is done
+        self.labels_combo.currentTextChanged.connect(lambda *_: QTimer.singleShot(0, self._depth_from_session))
 
         row = QHBoxLayout()
         row.addWidget(self.summary_edit)
@@ -56,14 +56,27 @@ class BudgetWidget(QWidget):
         form = QFormLayout()
         form.addRow("study summary", row)
         form.addRow("budget (slices)", self.budget_spin)
+        form.addRow("slices per volume (yours)", self.depth_spin)
+        form.addRow("volumes you have", self.volumes_spin)
         form.addRow("model dims", self.dims_combo)
         form.addRow("model", self.model_combo)
         form.addRow("session", self.labels_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.warning_label)
         layout.addWidget(self.advice_label)
         layout.addWidget(self.pace_label)
         layout.addWidget(refresh)
+        self._depth_from_session()
+
+    def _session(self):
+        return find_session(self.viewer, labels=self.labels_combo.layer())
+
+    def _depth_from_session(self, *_):
+        session = self._session()
+        if session is not None:
+            self.depth_spin.setValue(session.image.shape[0])
+        self.update_view()
 
     def _browse(self):
         path, _ = QFileDialog.getOpenFileName(self, "Study summary", filter="JSON (*.json)")
@@ -73,9 +86,12 @@ class BudgetWidget(QWidget):
 
     @guarded("Cannot load the study summary")
     def load(self, *_):
-        self.recommendations = read_recommendations(self.summary_edit.text().strip())
-        for combo, values in ((self.dims_combo, sorted({f"{r.dims}D" for r in self.recommendations})),
-                              (self.model_combo, sorted({r.model for r in self.recommendations}))):
+        self.study = None
+        self.warning_label.setText("")
+        self.study = load_study(self.summary_edit.text().strip())
+        self.warning_label.setText(self.study.warning())
+        for combo, values in ((self.dims_combo, sorted({f"{r.dims}D" for r in self.study.recommendations})),
+                              (self.model_combo, sorted({r.model for r in self.study.recommendations}))):
             combo.blockSignals(True)
             combo.clear()
             combo.addItems([ANY, *values])
@@ -85,21 +101,20 @@ class BudgetWidget(QWidget):
     @guarded("Budget panel")
     def update_view(self, *_):
         planned = self.budget_spin.value()
-        if self.recommendations:
-            dims = self.dims_combo.currentText()
-            model = self.model_combo.currentText()
-            advice = recommend(self.recommendations, planned, None if dims in ("", ANY) else int(dims[0]),
+        if self.study is not None:
+            dims, model = self.dims_combo.currentText(), self.model_combo.currentText()
+            advice = recommend(self.study.recommendations, planned, self.depth_spin.value(),
+                               self.volumes_spin.value() or None, None if dims in ("", ANY) else int(dims[0]),
                                None if model in ("", ANY) else model)
             self.advice_label.setText(advice.text())
-            planned = advice.n_volumes * advice.slices_per_volume
-        session = session_of(self.labels_combo.layer()) or next(
-            (session_of(layer) for layer in self.viewer.layers if session_of(layer) is not None), None)
+            planned = advice.total
+        session = self._session()
         if session is None:
             self.pace_label.setText("Time against plan shows once a Slice planner session is running.")
             return
-        self.pace_label.setText(pace(session.ledger.log).against(planned))
+        self.pace_label.setText(pace(session.ledger).against(planned))
 
     def advice_text(self) -> str:
-        if not self.recommendations:
+        if self.study is None:
             raise UserError("load a summary.json first")
         return self.advice_label.text()

@@ -1,4 +1,9 @@
-"""The "Export" dock widget: append the case to an nnU-Net v2 raw dataset, in the background."""
+"""The "Export" dock widget: append the case to an nnU-Net v2 raw dataset, in the background.
+
+The form starts from the data (see :mod:`napari_slicebudget.logic.export_defaults`): an existing
+dataset in the chosen folder sets channel and classes; otherwise the layers, the file header and the
+intensities do, and what they do not say is left for the annotator.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,29 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import show_info
-from qtpy.QtWidgets import QCheckBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from slicebudget.errors import UserError
-from slicebudget.io.images import strip_suffix
 
 from napari_slicebudget.logic.export import export_case
+from napari_slicebudget.logic.export_defaults import case_id_for, dataset_defaults, guess_channel, layer_class_names
 from napari_slicebudget.logic.geometry import META_KEY
-from napari_slicebudget.widgets._common import LayerCombo, guarded, run_in_thread, safe_case_id, status_label
-from napari_slicebudget.widgets.session import AnnotationSession, session_of
+from napari_slicebudget.widgets._common import LayerCombo, guarded, run_in_thread, status_label
+from napari_slicebudget.widgets.session import AnnotationSession
+from napari_slicebudget.widgets.sessions import find_session, require_session, session_of, source_path
 
-
-def default_classes(session: AnnotationSession) -> list[str]:
-    """Class names from the image's metadata (sample data, datasets), else one per painted value."""
-    for layer in (session.image_layer, session.labels_layer):
-        names = ((layer.metadata or {}).get(META_KEY) or {}).get("classes")
-        if names:
-            return list(names)
-    top = int(np.asarray(session.labels_layer.data).max())
-    return [f"class_{i}" for i in range(1, max(top, 1) + 1)]
+CHANNELS = ("CT", "T1", "T1c", "T2", "FLAIR", "ADC", "DWI", "PD", "MR")
 
 
 class ExportWidget(QWidget):
@@ -39,8 +48,13 @@ class ExportWidget(QWidget):
         browse.clicked.connect(self._browse)
         self.case_edit = QLineEdit()
         self.classes_edit = QLineEdit()
-        self.channel_edit = QLineEdit("CT")
-        self.count_accepted = QCheckBox("count accepted propagated slices as annotated")
+        self.classes_edit.setPlaceholderText("names for label values 1, 2, ... (comma separated)")
+        self.channel_combo = QComboBox()
+        self.channel_combo.setEditable(True)
+        self.channel_combo.addItems(["", *CHANNELS])
+        self.channel_combo.lineEdit().setPlaceholderText("choose: CT, T1, T2, ...")
+        self.channel_note = status_label()
+        self.count_accepted = QCheckBox("count accepted machine slices as annotated")
         self.export_button = QPushButton("Export case")
         self.export_button.clicked.connect(self.export)
         self.status = status_label()
@@ -53,50 +67,68 @@ class ExportWidget(QWidget):
         row.addWidget(browse)
         form.addRow("dataset folder", row)
         form.addRow("case id", self.case_edit)
-        form.addRow("classes (comma separated)", self.classes_edit)
-        form.addRow("channel name", self.channel_edit)
+        form.addRow("classes", self.classes_edit)
+        form.addRow("channel name", self.channel_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.channel_note)
         layout.addWidget(self.count_accepted)
         layout.addWidget(self.export_button)
         layout.addWidget(self.status)
-        self.labels_combo.currentTextChanged.connect(self._fill_defaults)
-        self._fill_defaults()
-
-    def session(self) -> AnnotationSession:
-        session = session_of(self.labels_combo.layer())
-        if session is None:
-            session = next((session_of(layer) for layer in self.viewer.layers if session_of(layer) is not None), None)
-        if session is None:
-            raise UserError("start a session in the Slice planner first (it tracks which slices are annotated)")
-        return session
+        # a session starts right after napari inserts its working layer: look once that is done
+        self.labels_combo.currentTextChanged.connect(lambda *_: QTimer.singleShot(0, self.fill_defaults))
+        self.folder_edit.editingFinished.connect(self.fill_defaults)
+        self.fill_defaults()
 
     def _browse(self):
         folder = QFileDialog.getExistingDirectory(self, "nnU-Net raw dataset folder")
         if folder:
             self.folder_edit.setText(folder)
+            self.fill_defaults()
 
-    def _fill_defaults(self, *_, session: AnnotationSession | None = None):
-        session = session or session_of(self.labels_combo.layer())
+    def fill_defaults(self, session: AnnotationSession | None = None) -> None:
+        """Fill empty fields from the data; a dataset already in the folder decides channel and classes."""
+        session = session or find_session(self.viewer, labels=self.labels_combo.layer())
         if session is None:
             return
+        image_layer = session.image_layer
+        source = source_path(image_layer)
         if not self.case_edit.text():
-            source = ((session.image_layer.metadata or {}).get(META_KEY) or {}).get("source")
-            self.case_edit.setText(safe_case_id(strip_suffix(source) if source else session.image_layer.name))
+            self.case_edit.setText(case_id_for(source or image_layer.name))
+        existing = dataset_defaults(self.folder_edit.text().strip()) if self.folder_edit.text().strip() else None
+        if existing is not None:
+            channel, classes = existing
+            self.channel_combo.setCurrentText(channel)
+            self.channel_note.setText(f"channel and classes from the dataset's dataset.json ({channel})")
+            self.classes_edit.setText(", ".join(classes))
+            return
+        if not self.channel_combo.currentText():
+            known = ((image_layer.metadata or {}).get(META_KEY) or {}).get("channel")
+            guess = guess_channel(session.image, source, known)
+            self.channel_combo.setCurrentText(guess.value)
+            self.channel_note.setText(f"channel: {guess.reason}")
         if not self.classes_edit.text():
-            self.classes_edit.setText(", ".join(default_classes(session)))
+            for layer in (session.labels_layer, image_layer):
+                names = layer_class_names(layer.metadata, getattr(layer, "features", None))
+                if names:
+                    self.classes_edit.setText(", ".join(names))
+                    break
 
     @guarded("Cannot export")
     def export(self, *_):
-        session = self.session()
-        self._fill_defaults(session=session)
+        session = require_session(self.viewer, self.labels_combo.layer())
+        self.fill_defaults(session)
         folder = self.folder_edit.text().strip()
         if not folder:
             raise UserError("choose a dataset folder to export into")
-        labels = np.array(session.labels_layer.data, copy=True)
-        args = (Path(folder), self.case_edit.text().strip(), session.image, labels, session.ledger,
-                [c for c in self.classes_edit.text().split(",")], self.channel_edit.text().strip() or "CT",
-                self.count_accepted.isChecked())
+        classes = [c for c in self.classes_edit.text().split(",") if c.strip()]
+        if not classes:
+            top = int(np.asarray(session.labels_layer.data).max())
+            raise UserError(f"name the classes (comma separated) for label values 1..{max(top, 1)}")
+        session.read_strokes()  # a stroke napari has not reported yet belongs to this export
+        args = (Path(folder), self.case_edit.text().strip(), session.image,
+                np.array(session.labels_layer.data, copy=True), session.ledger, classes,
+                self.channel_combo.currentText().strip(), self.count_accepted.isChecked())
         self.export_button.setEnabled(False)
         self.status.setText("Exporting...")
 
@@ -107,9 +139,7 @@ class ExportWidget(QWidget):
             self.status.setText(text)
             show_info(text)
 
-        def finished():
-            self.export_button.setEnabled(True)
-            if self.last_result is None or self.last_result.case_id != args[1]:
-                self.status.setText("Export failed; the dataset was left as it was.")
-
-        return run_in_thread(self, export_case, *args, on_done=done, what="Export failed", on_finish=finished)
+        return run_in_thread(self, export_case, *args, on_done=done, what="Export failed",
+                             on_finish=lambda: self.export_button.setEnabled(True),
+                             on_error=lambda exc: self.status.setText(f"Export failed, the dataset was left as it "
+                                                                      f"was: {exc}"))

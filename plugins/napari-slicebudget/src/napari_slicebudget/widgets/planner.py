@@ -1,10 +1,10 @@
-"""The "Slice planner" dock widget: suggest slices, show their status, move between them."""
+"""The "Slice planner" dock widget: suggest slices, show every slice's state, move between them."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_info
 from qtpy.QtGui import QColor
@@ -25,9 +25,8 @@ from qtpy.QtWidgets import (
 
 from slicebudget.errors import UserError
 
-from napari_slicebudget.logic.autosave import has_session, load_session, session_folder
-from napari_slicebudget.logic.geometry import META_KEY, layer_kwargs
-from napari_slicebudget.logic.ledger import SliceLedger
+from napari_slicebudget.logic.autosave import has_session
+from napari_slicebudget.logic.ledger import Plan
 from napari_slicebudget.logic.planning import (
     POLICY_NAMES,
     STATUS_COLORS,
@@ -37,14 +36,18 @@ from napari_slicebudget.logic.planning import (
     warm_up,
 )
 from napari_slicebudget.widgets._common import LayerCombo, guarded, run_in_thread, status_label
-from napari_slicebudget.widgets.session import AnnotationSession, layer_volume, session_of
+from napari_slicebudget.widgets.session import AnnotationSession
+from napari_slicebudget.widgets.sessions import (
+    adopt_restored,
+    default_folder,
+    find_session,
+    keep_superior_up,
+    session_of,
+    start_session,
+)
 
 SHORTCUTS = {"next": "Alt-N", "previous": "Alt-P", "todo": "Alt-U", "empty": "Alt-E"}
-
-
-def default_autosave_folder(image_layer) -> Path | None:
-    source = ((image_layer.metadata or {}).get(META_KEY) or {}).get("source") or image_layer.source.path
-    return session_folder(source) if source else None
+DENSITY, COUNT = "density", "slice count"
 
 
 class SlicePlannerWidget(QWidget):
@@ -52,7 +55,7 @@ class SlicePlannerWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.image_combo = LayerCombo(napari_viewer, Image)
-        self.labels_combo = LayerCombo(napari_viewer, Labels, allow_new=True)
+        self.labels_combo = LayerCombo(napari_viewer, Labels, allow_new=True, prefer=session_of)
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("beside the image file (none for in-memory images)")
         browse = QPushButton("...")
@@ -60,29 +63,34 @@ class SlicePlannerWidget(QWidget):
         self.policy_combo = QComboBox()
         self.policy_combo.addItems(POLICY_NAMES)
         self.mode_combo = QComboBox()
-        self.mode_combo.addItems(["density", "slice count"])
+        self.mode_combo.addItems([DENSITY, COUNT])
         self.density_spin = QDoubleSpinBox(minimum=0.01, maximum=1.0, singleStep=0.05, value=0.1, decimals=2)
         self.count_spin = QSpinBox(minimum=1, maximum=100000, value=5)
         self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.suggest_button = QPushButton("Suggest slices")
         self.suggest_button.clicked.connect(self.suggest)
         self.progress_label = status_label()
+        self.message_label = status_label()
         self.slice_list = QListWidget()
         self.slice_list.itemActivated.connect(self._jump_to_item)
         self.slice_list.itemDoubleClicked.connect(self._jump_to_item)
+        self._shown_plan = None
+        self._watched: set = set()
 
         buttons = {
             f"Previous ({SHORTCUTS['previous']})": self.previous_slice,
             f"Next ({SHORTCUTS['next']})": self.next_slice,
             f"Next to annotate ({SHORTCUTS['todo']})": self.next_todo,
             f"Mark slice empty ({SHORTCUTS['empty']})": self.mark_empty,
+            "Undo (Ctrl+Z)": self.undo,
+            "Redo (Ctrl+Shift+Z)": self.redo,
         }
-        nav = QHBoxLayout()
+        rows = [QHBoxLayout(), QHBoxLayout()]
         self.nav_buttons = {}
-        for text, handler in buttons.items():
+        for i, (text, handler) in enumerate(buttons.items()):
             button = QPushButton(text)
             button.clicked.connect(handler)
-            nav.addWidget(button)
+            rows[i // 4].addWidget(button)
             self.nav_buttons[text.split(" (")[0]] = button
 
         form = QFormLayout()
@@ -94,91 +102,66 @@ class SlicePlannerWidget(QWidget):
         form.addRow("autosave folder", folder_row)
         form.addRow("policy", self.policy_combo)
         form.addRow("amount", self.mode_combo)
-        form.addRow("density", self.density_spin)
-        form.addRow("slice count", self.count_spin)
+        form.addRow(DENSITY, self.density_spin)
+        form.addRow(COUNT, self.count_spin)
         form.addRow("seed", self.seed_spin)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.suggest_button)
         layout.addWidget(self.progress_label)
+        layout.addWidget(self.message_label)
         layout.addWidget(self.slice_list)
-        layout.addLayout(nav)
+        for row in rows:
+            layout.addLayout(row)
 
         self.image_combo.currentTextChanged.connect(self._image_changed)
+        self.labels_combo.currentTextChanged.connect(lambda *_: self._show(self.session()))
+        napari_viewer.layers.events.inserted.connect(self._layers_changed)
         self._bind_keys()
+        keep_superior_up(napari_viewer)
+        adopt_restored(napari_viewer)
         self._image_changed()
         run_in_thread(self, warm_up, on_done=lambda _: None, what="Slice planner start-up")
 
     # ---- the session ---------------------------------------------------------------------------
     def session(self) -> AnnotationSession | None:
-        session = session_of(self.labels_combo.layer())
-        if session is None:
-            image = self.image_combo.layer()
-            session = next((session_of(layer) for layer in self.viewer.layers if isinstance(layer, Labels)
-                            and session_of(layer) is not None and session_of(layer).image_layer is image), None)
-        return session
+        """The session of the chosen image: with the chosen working labels if they are its own."""
+        image, session = self.image_combo.layer(), find_session(self.viewer, labels=self.labels_combo.layer())
+        if session is not None and (image is None or session.key[0] == image.unique_id):
+            return session
+        return None if image is None else find_session(self.viewer, image=image)
 
     def _autosave_folder(self, image_layer) -> Path | None:
         text = self.folder_edit.text().strip()
-        return Path(text) if text else default_autosave_folder(image_layer)
+        return Path(text) if text else default_folder(image_layer)
 
     def _browse(self):
         folder = QFileDialog.getExistingDirectory(self, "Autosave folder")
         if folder:
             self.folder_edit.setText(folder)
 
+    def _layers_changed(self, *_):
+        adopt_restored(self.viewer)
+        self._show(self.session())
+
     def _image_changed(self, *_):
-        image_layer = self.image_combo.layer()
-        if image_layer is None or self.session() is not None:
-            self._show(self.session())
-            return
-        folder = self._autosave_folder(image_layer)
+        session, image_layer = self.session(), self.image_combo.layer()
+        folder = None if session is not None or image_layer is None else self._autosave_folder(image_layer)
         if folder is not None and has_session(folder):
-            self.restore(image_layer, folder)
-
-    @guarded("Cannot restore the saved session")
-    def restore(self, image_layer, folder: Path) -> AnnotationSession:
-        """Reopen a saved session: its labels as the working layer, its slice statuses."""
-        image = layer_volume(image_layer)
-        labels, ledger = load_session(folder, image)
-        labels_layer = self.viewer.add_labels(labels, **layer_kwargs(image, f"{image_layer.name} annotation", "labels"))
-        session = self._attach(AnnotationSession(self.viewer, image_layer, labels_layer, ledger, folder))
-        show_info(f"Restored {ledger.progress_text()} from {folder}")
-        return session
-
-    def _working_layer(self, image_layer) -> Labels:
-        labels_layer = self.labels_combo.layer()
-        if labels_layer is not None:
-            return labels_layer
-        image = layer_volume(image_layer)
-        data = np.zeros(image.shape, dtype=np.uint8)
-        labels_layer = self.viewer.add_labels(data, **layer_kwargs(image, f"{image_layer.name} annotation", "labels"))
-        return labels_layer
+            self.message_label.setText("A saved session waits for this image: press Suggest slices to resume it "
+                                       "(or open the image file again).")
+        self._show(session)
 
     def start_session(self) -> AnnotationSession:
         image_layer = self.image_combo.layer()
-        if image_layer is None:
-            raise UserError("open an image first (File > Open, or File > Open Sample > slicebudget)")
-        if image_layer.ndim != 3:
-            raise UserError(f"image layer {image_layer.name!r} is {image_layer.ndim}D; the slice planner needs a 3D volume")
-        existing = self.session()
-        if existing is not None and existing.image_layer is image_layer:
-            return existing
-        layer_volume(image_layer)  # refuse odd data before adding any layer
-        labels_layer = self._working_layer(image_layer)
-        try:
-            session = AnnotationSession(self.viewer, image_layer, labels_layer,
-                                        autosave_folder=self._autosave_folder(image_layer))
-        except UserError:
-            if self.labels_combo.layer() is None:  # the layer we just added: take it back
-                self.viewer.layers.remove(labels_layer)
-            raise
-        if session.autosave_folder is None:
-            show_info("No autosave folder: this image has no file; choose one to keep your work")
+        session = start_session(self.viewer, image_layer, self.labels_combo.layer(),
+                                self._autosave_folder(image_layer) if image_layer is not None else None)
         return self._attach(session)
 
     def _attach(self, session: AnnotationSession) -> AnnotationSession:
-        session.changed.connect(lambda: self._show(session))
+        if session.key not in self._watched:
+            self._watched.add(session.key)
+            session.changed.connect(lambda: self._show(self.session()))
         self.labels_combo.select(session.labels_layer)
         self.viewer.layers.selection.active = session.labels_layer
         session.labels_layer.mode = "paint"
@@ -188,28 +171,31 @@ class SlicePlannerWidget(QWidget):
     # ---- planning ------------------------------------------------------------------------------
     @guarded("Cannot suggest slices")
     def suggest(self, *_):
+        """Suggest slices into the (image, working labels) session: the same session and marks layer
+        every time; slices already annotated keep their state."""
         session = self.start_session()
         depth = session.image.shape[0]
-        if self.mode_combo.currentText() == "density":
+        if self.mode_combo.currentText() == DENSITY:
             n = resolve_slice_count(depth, density=self.density_spin.value())
         else:
             n = resolve_slice_count(depth, count=self.count_spin.value())
         policy, seed = self.policy_combo.currentText(), self.seed_spin.value()
         self.suggest_button.setEnabled(False)
-        self.progress_label.setText(f"{policy}: choosing {n} of {depth} slices...")
+        self.message_label.setText(f"{policy}: choosing {n} of {depth} slices...")
 
         def done(slices):
-            plan = {"policy": policy, "seed": seed, "n_slices": n, "density": round(n / depth, 4)}
-            session.set_ledger(session.ledger.with_plan(slices.tolist(), **plan))
+            plan = Plan(policy, seed, n, round(n / depth, 4), tuple(int(s) for s in slices), time.time())
+            change = session.act("replan", plan)
+            self.message_label.setText(change.message)
             session.go_to(session.ledger.next_unannotated(-1))
 
         return run_in_thread(self, suggest_slices, session.image.array, policy, n, seed, on_done=done,
                              what="Cannot suggest slices", on_finish=lambda: self.suggest_button.setEnabled(True))
 
-    # ---- navigation ----------------------------------------------------------------------------
-    def _require(self) -> AnnotationSession:
+    # ---- navigation and marking ----------------------------------------------------------------
+    def _require(self, planned: bool = True) -> AnnotationSession:
         session = self.session()
-        if session is None or not session.ledger.suggested:
+        if session is None or (planned and not session.ledger.suggested):
             raise UserError("suggest slices first")
         return session
 
@@ -233,10 +219,17 @@ class SlicePlannerWidget(QWidget):
 
     @guarded("Cannot mark the slice empty")
     def mark_empty(self, *_):
-        session = self.session()
-        if session is None:
-            raise UserError("start a session first (Suggest slices)")
-        session.set_ledger(session.ledger.with_empty(session.current_slice()))
+        session = self._require(planned=False)
+        change = session.act("mark_empty", session.current_slice())
+        self.message_label.setText(change.message)
+
+    @guarded("Cannot undo")
+    def undo(self, *_):
+        self.message_label.setText(self._require(planned=False).undo().message)
+
+    @guarded("Cannot redo")
+    def redo(self, *_):
+        self.message_label.setText(self._require(planned=False).redo().message)
 
     def _bind_keys(self):
         actions = {"next": self.next_slice, "previous": self.previous_slice, "todo": self.next_todo,
@@ -250,16 +243,26 @@ class SlicePlannerWidget(QWidget):
         if session is None:
             self.progress_label.setText("No plan yet: choose an image and press Suggest slices.")
             return
-        ledger: SliceLedger = session.ledger
-        plan = ledger.plan
-        head = f"{plan.get('policy', '?')} policy, seed {plan.get('seed', '?')}: " if plan else ""
+        ledger = session.ledger
+        if ledger.plan is not None and ledger.plan != self._shown_plan:
+            self._show_settings(ledger.plan)
+        head = f"{ledger.plan.describe()}: " if ledger.plan is not None else ""
         self.progress_label.setText(head + ledger.progress_text())
-        for index, status in slice_list_rows(ledger):
-            item = QListWidgetItem(f"slice {index:4d}   {status}")
+        for index, status, text in slice_list_rows(ledger):
+            item = QListWidgetItem(f"slice {index:4d}   {text}" + ("   (suggested)" if index in ledger.suggested
+                                                                     and status != "to do" else ""))
             r, g, b, _ = STATUS_COLORS[status]
             item.setForeground(QColor.fromRgbF(r, g, b))
             item.setData(256, index)
             self.slice_list.addItem(item)
+
+    def _show_settings(self, plan: Plan) -> None:
+        """The controls show how the current plan was made (after a restore too)."""
+        self._shown_plan = plan
+        self.policy_combo.setCurrentText(plan.policy)
+        self.seed_spin.setValue(plan.seed)
+        self.count_spin.setValue(plan.n_slices)
+        self.density_spin.setValue(plan.density)
 
     def _jump_to_item(self, item):
         session = self.session()

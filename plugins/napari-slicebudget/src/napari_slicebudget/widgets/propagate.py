@@ -1,10 +1,13 @@
-"""The "Propagate masks" dock widget: run a method in the background, then review its slices."""
+"""The "Propagate masks" dock widget: run a method in the background, then review its proposals.
+
+Proposals go into the working labels as machine-proposed slices (undoable with the rest), or into a
+separate preview layer that changes nothing until the annotator accepts slices from it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from napari.layers import Labels
-from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -21,20 +24,20 @@ from qtpy.QtWidgets import (
 from slicebudget.errors import UserError
 
 from napari_slicebudget.logic.geometry import layer_kwargs
-from napari_slicebudget.logic.propagation import (
-    METHODS,
-    clear_edits,
-    copy_edits,
-    drop_protected,
-    run_propagation,
-    separate_layer_data,
-    target_slices,
-    working_layer_edits,
+from napari_slicebudget.logic.planning import describe_slice
+from napari_slicebudget.logic.propagation import METHODS, proposal, run_propagation
+from napari_slicebudget.widgets._common import (
+    LayerCombo,
+    ProgressRelay,
+    guarded,
+    layer_with_id,
+    run_in_thread,
+    status_label,
 )
-from napari_slicebudget.widgets._common import LayerCombo, ProgressRelay, guarded, run_in_thread, status_label
-from napari_slicebudget.widgets.session import AnnotationSession, session_of
+from napari_slicebudget.widgets.session import AnnotationSession
+from napari_slicebudget.widgets.sessions import require_session, session_of
 
-INTO_WORKING, INTO_SEPARATE = "working labels (undo with Ctrl+Z)", "separate 'propagated' layer"
+INTO_WORKING, INTO_SEPARATE = "working labels (undo with Ctrl+Z)", "separate preview layer"
 
 
 class PropagateWidget(QWidget):
@@ -50,15 +53,16 @@ class PropagateWidget(QWidget):
         self.run_button.clicked.connect(self.propagate)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
         self.status = status_label()
         self.review_list = QListWidget()
         self.review_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.review_list.itemDoubleClicked.connect(self._jump)
         self.relay = ProgressRelay()
         self.relay.progressed.connect(self._progress)
-        self.separate_layer = None
-        self.confidence = None
-        self._pending_separate: list[int] = []
+        self.preview_id = None
+        self.preview: dict = {}  # slice -> MachineLabel, for slices shown in the preview layer
+        self._watched: set = set()
 
         review = QHBoxLayout()
         for text, handler in (("Accept selected", lambda: self.review(True, selected=True)),
@@ -80,11 +84,10 @@ class PropagateWidget(QWidget):
         layout.addLayout(review)
 
     def session(self) -> AnnotationSession:
-        session = session_of(self.labels_combo.layer())
-        if session is None:
-            session = next((session_of(layer) for layer in self.viewer.layers if session_of(layer) is not None), None)
-        if session is None:
-            raise UserError("start a session in the Slice planner first (it tracks which slices are annotated)")
+        session = require_session(self.viewer, self.labels_combo.layer())
+        if session.key not in self._watched:  # the review list follows undo, redo and strokes
+            self._watched.add(session.key)
+            session.changed.connect(lambda: self._refresh_list(session))
         return session
 
     def _progress(self, done: int, total: int):
@@ -96,85 +99,81 @@ class PropagateWidget(QWidget):
         session = self.session()
         method, into_working = self.method_combo.currentText(), self.target_combo.currentText() == INTO_WORKING
         image, labels, ledger = session.image.array, np.array(session.labels_layer.data, copy=True), session.ledger
-        if not ledger.human_annotated.any():
+        if not ledger.human.any():
             raise UserError("annotate at least one slice (paint it, or mark it empty) before propagating")
-
-        def work():
-            result = run_propagation(image, labels, ledger, method, progress=self.relay)
-            if into_working:
-                return result, working_layer_edits(labels, result, ledger)
-            return result, separate_layer_data(result, ledger, dtype=labels.dtype)
-
         self.run_button.setEnabled(False)
-        self.status.setText(f"{method}: propagating from {int(ledger.human_annotated.sum())} annotated slices...")
-        return run_in_thread(self, work, on_done=lambda out: self._apply(session, out, into_working),
-                             what="Propagation failed", on_finish=lambda: self.run_button.setEnabled(True))
+        self.progress_bar.setRange(0, 0)  # busy until the method reports its first step
+        self.status.setText(f"{method}: propagating from {int(ledger.annotated(True).sum())} slices...")
 
-    def _apply(self, session: AnnotationSession, out, into_working: bool):
-        result, payload = out
-        self.confidence = result.confidence
+        def finished():
+            self.run_button.setEnabled(True)
+            if self.progress_bar.maximum() == 0:
+                self._progress(0, 1)
+
+        return run_in_thread(self, run_propagation, image, labels, ledger, method, self.relay,
+                             on_done=lambda result: self._apply(session, result, method, into_working),
+                             what="Propagation failed", on_finish=finished,
+                             on_error=lambda _: self.status.setText("Propagation failed; nothing was written."))
+
+    def _apply(self, session: AnnotationSession, result, method: str, into_working: bool):
+        self._progress(1, 1)
         if into_working:
-            edits = drop_protected(payload, session.ledger)  # the annotator may have painted meanwhile
-            session.apply_edits(edits)
-            # flag first, then refresh: machine-made slices must never be logged as annotated by a person
-            ledger = session.ledger.with_propagated(edits.slices).with_labels(session.labels_layer.data)
-            session.set_ledger(ledger)
-            written = edits.slices
-        else:
-            written = target_slices(result, session.ledger)
-            self._show_separate(session, payload)
-            self._pending_separate = [int(s) for s in written]
-        self.status.setText(f"Propagated into {len(written)} slices; review them below "
-                            "(human-annotated slices were left as they were).")
+            self.status.setText(session.act("propose", result, method).message + "; review them below.")
+            return
+        plan = proposal(result, session.ledger, method)
+        data = np.zeros(result.labels.shape, dtype=np.asarray(session.labels_layer.data).dtype)
+        data[plan.slices] = result.labels[plan.slices]
+        self._show_preview(session, data)
+        self.preview = plan.details
+        self.status.setText(f"{method}: {plan.slices.size} slices in the preview layer; accept the ones to keep.")
         self._refresh_list(session)
 
-    def _show_separate(self, session: AnnotationSession, data: np.ndarray):
-        name = f"{session.labels_layer.name} propagated"
-        if self.separate_layer is not None and self.separate_layer in self.viewer.layers:
-            self.separate_layer.data = data
+    def preview_layer(self):
+        return layer_with_id(self.viewer, self.preview_id)
+
+    def _show_preview(self, session: AnnotationSession, data: np.ndarray):
+        layer = self.preview_layer()
+        if layer is not None:
+            layer.data = data
         else:
-            self.separate_layer = self.viewer.add_labels(data, opacity=0.5,
-                                                         **layer_kwargs(session.image, name, "propagated"))
+            layer = self.viewer.add_labels(
+                data, opacity=0.5, **layer_kwargs(session.image, f"{session.labels_layer.name} preview", "preview"))
+            self.preview_id = layer.unique_id
         self.viewer.layers.selection.active = session.labels_layer
 
     def pending(self, session: AnnotationSession) -> list[int]:
-        if self._pending_separate:
-            return list(self._pending_separate)
-        return [int(s) for s in session.ledger.pending_review]
+        return sorted(self.preview) if self.preview else session.ledger.pending_review.tolist()
 
     def _refresh_list(self, session: AnnotationSession):
         self.review_list.clear()
         for s in self.pending(session):
-            conf = "" if self.confidence is None else f"  confidence {self.confidence[s]:.2f}"
-            item = QListWidgetItem(f"slice {s:4d}{conf}")
+            text = f"preview, confidence {self.preview[s].confidence:.2f}" if self.preview else describe_slice(session.ledger, s)
+            item = QListWidgetItem(f"slice {s:4d}  {text}")
             item.setData(256, s)
             self.review_list.addItem(item)
 
-    @guarded("Cannot review propagated slices")
+    @guarded("Cannot review proposed slices")
     def review(self, accept: bool, selected: bool = False, slices=None):
-        """Accept or reject propagated slices (the selected ones, the given ones, or all)."""
+        """Accept or reject proposed slices (the selected ones, the given ones, or all)."""
         session = self.session()
-        pending = self.pending(session)
         if slices is None:
-            slices = [int(i.data(256)) for i in self.review_list.selectedItems()] if selected else pending
-        slices = [s for s in slices if s in pending]
+            slices = [int(i.data(256)) for i in self.review_list.selectedItems()] if selected else self.pending(session)
+        slices = [s for s in slices if s in self.pending(session)]
         if not slices:
-            raise UserError("no propagated slice to review" + (" is selected" if selected else ""))
-        if self._pending_separate:
-            if accept:
-                session.apply_edits(copy_edits(session.labels_layer.data, self.separate_layer.data, slices))
-                ledger = session.ledger.with_propagated(slices).with_labels(session.labels_layer.data)
-                session.set_ledger(ledger.with_reviewed(slices, accept=True))
-            data = np.array(self.separate_layer.data, copy=True)
-            data[slices] = 0
-            self.separate_layer.data = data
-            self._pending_separate = [s for s in self._pending_separate if s not in slices]
-        else:
-            if not accept:
-                session.apply_edits(clear_edits(session.labels_layer.data, slices))
-            ledger = session.ledger.with_labels(session.labels_layer.data).with_reviewed(slices, accept=accept)
-            session.set_ledger(ledger)
-        show_info(f"{'Accepted' if accept else 'Rejected'} {len(slices)} propagated slices")
+            raise UserError("no proposed slice to review" + (" is selected" if selected else ""))
+        if not self.preview:
+            self.status.setText(session.act("review", slices, accept).message)
+            return
+        layer = self.preview_layer()
+        if layer is None:
+            self.preview = {}
+            raise UserError("the preview layer was removed; propagate again")
+        if accept:
+            self.status.setText(session.act("accept_from", layer.data, {s: self.preview[s] for s in slices}).message)
+        data = np.array(layer.data, copy=True)
+        data[slices] = 0
+        layer.data = data
+        self.preview = {s: m for s, m in self.preview.items() if s not in slices}
         self._refresh_list(session)
 
     def _jump(self, item):
