@@ -1,0 +1,1 @@
+"""Code behind `budget-study bench ...` commands, kept out of the library packages."""
