@@ -107,18 +107,12 @@ def hold_out_validation(chosen: list[str], fraction: float, seed: int) -> tuple[
 
 def interpolation_iou(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], class_ids: list[int]) -> float | None:
     """Pooled IoU per class of (propagated, truth) on unannotated slices; mean over classes."""
-    scores = []
-    for c in class_ids:
-        inter = union = 0
-        for propagated, truth, annotated in pairs:
-            p, t = propagated[~annotated] == c, truth[~annotated] == c
-            inter += int(np.count_nonzero(p & t))
-            union += int(np.count_nonzero(p | t))
-        if union:
-            scores.append(inter / union)
+    from slicebudget.metrics import pooled_class_iou
+
     if not any((~a).any() for _, _, a in pairs):
         return None  # every slice annotated: nothing was interpolated
-    return float(np.mean(scores)) if scores else 1.0
+    return pooled_class_iou([(propagated[~annotated], truth[~annotated]) for propagated, truth, annotated in pairs],
+                            class_ids)
 
 
 def _inferer(model_cfg: dict, model, n_classes: int, train_cases: list, training: dict, seed: int,
