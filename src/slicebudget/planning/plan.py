@@ -39,7 +39,7 @@ from slicebudget.planning.observations import (
     observations,
     unfinished_cells,
 )
-from slicebudget.planning.selfcheck import SelfCheck, choose_form, self_check
+from slicebudget.planning.selfcheck import SelfCheck, choose_form, plain, self_check
 from slicebudget.planning.surface import REPLICATES, Surface, fit_surface
 
 TARGET_PROBABILITY = 0.80
@@ -118,21 +118,7 @@ class Plan:
         out = asdict(self)
         out["self_check"] = self.self_check.as_dict()
         out["sentence"] = self.sentence
-        return _plain(out)
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+        return plain(out)
 
 
 def check_request(budget: float, unit: str, target_iou: float | None, volumes_available: int | None) -> None:

@@ -61,7 +61,7 @@ class SelfCheck:
     form_errors: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return _plain(asdict(self))
+        return plain(asdict(self))
 
     def summary(self) -> str:
         return (f"leave-one-cell-out MAE {self.loco_mae:.3f} IoU (noise floor {self.noise_floor:.3f}), "
@@ -69,11 +69,12 @@ class SelfCheck:
                 f"largest budgets predicted from the rest: MAE {self.largest_mae:.3f}")
 
 
-def _plain(value):
+def plain(value):
+    """JSON-ready: numpy scalars to Python, non-finite floats to None (recursively)."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, (np.floating, float)):
         return None if not math.isfinite(float(value)) else float(value)
     if isinstance(value, (np.integer,)):
