@@ -86,7 +86,7 @@ def test_plan_imports_no_heavy_module(synthetic_study):
 
     code = ("import sys; from slicebudget.cli.main import main; "
             f"main(['plan', {str(synthetic_study)!r}, '--budget', '20']); "
-            "print(','.join(m for m in ('torch', 'matplotlib', 'pandas', 'napari', 'scipy.stats') if m in sys.modules))")
+            "print('heavy:' + ','.join(m for m in ('torch', 'matplotlib', 'pandas', 'napari', 'scipy.stats') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == ""
+    assert result.stdout.strip().splitlines()[-1] == "heavy:"

@@ -12,7 +12,7 @@ Which form is used is decided by leave-one-cell-out error, never by taste
   (Figueroa et al.'s inverse power law, one per axis).
 - ``log``: a + b log n + c log k; no saturation, often good inside the studied range.
 - ``log-interaction``: adds d log n log k: the value of more slices may depend on how many volumes.
-- ``k-levels``: piecewise linear in log k (knots at the studied k values, flat beyond them) plus
+- ``k-levels``: piecewise linear in log k (knots at the studied k values; see ``_hats`` beyond them) plus
   -b n^-alpha: lets each studied slice count sit where the data put it (e.g. a policy that places
   two slices badly) while n stays smooth.
 - ``power-by-level``: ``power`` with a k slope per level (policy x k interaction).
@@ -77,13 +77,23 @@ def _offsets(at: Inputs) -> list[np.ndarray]:
 
 
 def _hats(at: Inputs) -> list[np.ndarray]:
-    """Piecewise-linear basis in log k with a knot per studied k; flat outside the knots."""
+    """Piecewise-linear basis in log k with a knot per studied k.
+
+    Beyond the studied k both ends are conservative: above the largest k the curve stays flat (no
+    gain from more slices is assumed), below the smallest it continues its first segment's slope
+    (fewer slices than studied cost what the first step cost), rather than calling fewer slices free.
+    """
     knots = at.knots
     if knots.size <= 1:
         return [np.ones_like(at.k, dtype=float)]
-    x = np.clip(np.log(at.k), knots[0], knots[-1])
+    x = np.minimum(np.log(at.k), knots[-1])
     eye = np.eye(knots.size)
-    return [np.interp(x, knots, eye[j]) for j in range(knots.size)]
+    hats = [np.interp(x, knots, eye[j]) for j in range(knots.size)]
+    below = x < knots[0]
+    t = (x[below] - knots[0]) / (knots[1] - knots[0])  # negative: the first segment extended
+    hats[0][below] = 1.0 - t
+    hats[1][below] = t
+    return hats
 
 
 def _power(at, e):

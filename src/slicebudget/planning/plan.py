@@ -285,3 +285,30 @@ def plan_study(study_dir: str | Path, budget: float, unit: str = "slices", volum
     others = [{"model": p.model, "dims": p.dims, "expected_iou": p.best.expected_iou, "plan": p.best.describe()}
               for p in plans[1:]]
     return replace(plans[0], other_models=others)
+
+
+def frontier(surface: Surface, budgets, unit: str = "slices", costs: CostModel | None = None,
+             volumes_available: int | None = None, depth: int | None = None) -> list[dict]:
+    """The best plan's expected IoU and 80% interval at each budget: the IoU-against-budget frontier."""
+    obs = surface.obs
+    costs = costs or from_config(None)
+    available, depth = int(volumes_available or obs.n_total), int(depth or obs.depth)
+    out = []
+    for budget in budgets:
+        alloc = at_budget(float(budget), unit, costs, available, depth, len(obs.levels))
+        if not len(alloc):
+            continue
+        pred = surface.predictive(alloc.n, alloc.k, alloc.level)
+        best = int(np.argmax(pred.expected))
+        point = _points(surface, alloc, costs, best)[0]
+        out.append({"budget": float(budget), "unit": unit, **asdict(point)})
+    return out
+
+
+def studied_budgets(obs: Observations) -> list[int]:
+    """The study's budget levels in slices (distinct n * k of its cells, within 5%)."""
+    levels: list[float] = []
+    for value in np.sort(obs.budget()):
+        if not levels or value > levels[-1] * 1.05:
+            levels.append(float(value))
+    return [int(round(v)) for v in levels]

@@ -78,5 +78,10 @@ def write_report(study_dir: str | Path, runs: Iterable[Mapping] | None = None,
     """
     study_dir = Path(study_dir)
     records = load_runs(study_dir) if runs is None else list(runs)
-    report = build_report(records, budget_tolerance=budget_tolerance)
+    costs = None
+    if (study_dir / "study.sqlite").is_file():
+        from slicebudget.planning.plan import study_costs
+
+        costs = study_costs(study_dir, None)
+    report = build_report(records, budget_tolerance=budget_tolerance, study_dir=study_dir, costs=costs)
     return write_outputs(report, study_dir, title=f"Annotation-budget report: {study_dir.resolve().name}")
