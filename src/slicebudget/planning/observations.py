@@ -133,7 +133,7 @@ def load_study_runs(study_dir: str | Path) -> list[dict]:
 
 
 def _finished(run: dict) -> bool:
-    iou = run.get("metrics", {}).get("iou")
+    iou = (run.get("metrics") or {}).get("iou")
     return run["status"] == "done" and iou is not None and math.isfinite(iou) and run.get("slices_per_volume")
 
 

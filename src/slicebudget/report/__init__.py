@@ -69,6 +69,19 @@ __all__ = [
 ]
 
 
+def with_case_iou(records: list[Mapping], study_dir: Path) -> list[dict]:
+    """New copies of ``records`` with each finished run's per-case IoU (``case_iou``) from its results.csv."""
+    from slicebudget.planning.observations import read_case_iou
+
+    out = []
+    for record in records:
+        record = dict(record)
+        if record.get("status") == "done" and record.get("case_iou") is None:
+            record["case_iou"] = read_case_iou(study_dir / "runs" / str(record["run_id"]))
+        out.append(record)
+    return out
+
+
 def write_report(study_dir: str | Path, runs: Iterable[Mapping] | None = None,
                  budget_tolerance: float = DEFAULT_BUDGET_TOLERANCE) -> Path:
     """Write the report files into ``study_dir`` and return the path of ``report.html``.
@@ -78,6 +91,7 @@ def write_report(study_dir: str | Path, runs: Iterable[Mapping] | None = None,
     """
     study_dir = Path(study_dir)
     records = load_runs(study_dir) if runs is None else list(runs)
+    records = with_case_iou(records, study_dir)
     costs = None
     if (study_dir / "study.sqlite").is_file():
         from slicebudget.planning.plan import study_costs

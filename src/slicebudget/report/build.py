@@ -9,6 +9,7 @@ import pandas as pd
 
 from slicebudget.report import figures, tables
 from slicebudget.report.findings import Finding, all_findings
+from slicebudget.report.paired import case_table
 from slicebudget.report.planner import Planning, build_planning
 from slicebudget.report.recommend import Recommendation, recommend
 from slicebudget.report.records import (
@@ -49,8 +50,9 @@ def build_report(records: Iterable[Mapping], budget_tolerance: float = DEFAULT_B
                  with_figures: bool = True, study_dir=None, costs=None) -> ReportData:
     """Compute every table, recommendation, finding, plan and figure from run records (inputs untouched).
 
-    ``study_dir`` lets the planner read each run's per-case IoU (results.csv); ``costs`` is the
-    planning cost model (default: the documented defaults).
+    A record's ``case_iou`` ({case: IoU}, from its results.csv) makes every comparison paired over
+    test cases as well as repeats. ``study_dir`` lets the planner read per-case IoU too; ``costs`` is
+    the planning cost model (default: the documented defaults).
     """
     records = list(records)
     runs = normalize_records(records)
@@ -72,13 +74,14 @@ def build_report(records: Iterable[Mapping], budget_tolerance: float = DEFAULT_B
         "timing": tables.timing(frame),
         "failed": tables.failed_runs(frame),
     }
-    findings = all_findings(rho_s, computed["policy_summary"], computed["interpolation_overall"],
-                            computed["interpolation_by_density"])
+    case_iou = {str(r["run_id"]): r.get("case_iou") for r in records if r.get("case_iou")}
+    cases = case_table(levels, case_iou)
+    findings = all_findings(cases, rho_s, computed["interpolation_overall"])
     report = ReportData(
         runs=runs,
         frame=frame,
         tables=computed,
-        recommendations=recommend(computed["configs"]),
+        recommendations=recommend(computed["configs"], cases),
         findings=findings,
         status_counts=tables.status_counts(frame),
         budget_tolerance=budget_tolerance,

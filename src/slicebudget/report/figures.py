@@ -76,6 +76,8 @@ def budget_curves(rho_s: pd.DataFrame, dims: int) -> bytes | None:
         axis.minorticks_off()
         axis.set_xlabel("annotation budget (annotated slices, log scale)")
         axis.set_ylabel("mean IoU on test cases (bars: 95% CI over repeats)")
+        low, high = axis.get_ylim()
+        axis.set_ylim(max(low, 0.0), min(high, 1.0))  # IoU lives in [0, 1]
         axis.set_title(f"{model} ({dims}D)")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=8, title="volume fraction s", title_fontsize=8, loc="best")
