@@ -41,6 +41,23 @@ def iou(pred: np.ndarray, gt: np.ndarray) -> float:
     return 1.0 if union == 0 else np.count_nonzero(pred & gt) / union
 
 
+def class_ious(pred: np.ndarray, gt: np.ndarray) -> dict[int, float]:
+    """IoU over the whole array of each foreground class (label > 0) present in ``gt``."""
+    return {int(c): float(iou(pred == c, gt == c)) for c in np.unique(gt) if c != 0}
+
+
+def pooled_class_iou(pairs: Sequence[tuple[np.ndarray, np.ndarray]], class_ids: Sequence[int]) -> float:
+    """IoU per class over the voxels of every (pred, gt) pair pooled; mean over the classes present
+    in some pair (1 when none is)."""
+    scores = []
+    for c in class_ids:
+        pred = np.concatenate([np.ravel(p == c) for p, _ in pairs])
+        gt = np.concatenate([np.ravel(g == c) for _, g in pairs])
+        if pred.any() or gt.any():
+            scores.append(iou(pred, gt))
+    return float(np.mean(scores)) if scores else 1.0
+
+
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
     """Dice coefficient of two boolean masks (1 when both are empty)."""
     total = np.count_nonzero(pred) + np.count_nonzero(gt)

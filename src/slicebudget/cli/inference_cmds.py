@@ -32,8 +32,8 @@ def bench_inference(
     from rich.table import Table
 
     from slicebudget.data.phantoms import validate_task
-    from slicebudget.inference.nmsw.bench import run_inference_bench, target_checks
-    from slicebudget.inference.nmsw.bench_methods import BenchSetup
+    from slicebudget.bench.inference import run_inference_bench, target_checks
+    from slicebudget.bench.inference_methods import BenchSetup
     from slicebudget.inference.nmsw.patches import patch_grid
     from slicebudget.io import atomic_write
 

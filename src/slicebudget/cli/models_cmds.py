@@ -30,7 +30,7 @@ def bench_models_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from slicebudget.errors import UserError
-    from slicebudget.models.bench import bench_meddanet, bench_models
+    from slicebudget.bench.models import bench_meddanet, bench_models
 
     console = Console()
     try:

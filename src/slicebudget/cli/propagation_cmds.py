@@ -115,7 +115,7 @@ def bench_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON here."),
 ):
     """Table 3 of the slice-selection study: IoU of propagated masks per method and density."""
-    from slicebudget.propagation.bench import format_table, parse_list, run_bench, write_json
+    from slicebudget.bench.propagation import format_table, parse_list, run_bench, write_json
 
     rhos = [float(x) for x in parse_list(densities, "--densities")]
     names = parse_list(methods, "--methods")
@@ -147,7 +147,7 @@ def speed_cmd(
     synthetic DEPTH x SIZE x SIZE volume (a disc that drifts and grows, as organs do)."""
     import torch
 
-    from slicebudget.propagation.bench import measure_sli2vol_speed
+    from slicebudget.bench.propagation import measure_sli2vol_speed
 
     torch.set_num_threads(threads)
     with _progress_bar("timing sli2vol") as bar:

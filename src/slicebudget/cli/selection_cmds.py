@@ -104,7 +104,7 @@ def bench_selection(
     from rich.table import Table
 
     from slicebudget.io import atomic_write
-    from slicebudget.selection.bench import run_selection_bench
+    from slicebudget.bench.selection import run_selection_bench
 
     err = Console(stderr=True)
     with err.status("benchmarking slice selection") as status:

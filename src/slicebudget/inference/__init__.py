@@ -1,7 +1,9 @@
-"""Inference: sliding window (Gaussian blending) and whole-case prediction, one call signature."""
+"""Inference: sliding window (Gaussian blending), NMSW and whole-case prediction, one call signature;
+inferers are built by name from the ``INFERERS`` registry."""
 
 from slicebudget.inference.outputs import logits_from_output, module_device, resolve_device
 from slicebudget.inference.predict import predict_case
+from slicebudget.inference.registry import INFERERS, build_inferer, get_inferer_class, inferer_parameters
 from slicebudget.inference.sliding_window import (
     SlidingWindowInferer,
     gaussian_importance_map,
@@ -10,6 +12,10 @@ from slicebudget.inference.sliding_window import (
 )
 
 __all__ = [
+    "INFERERS",
+    "build_inferer",
+    "get_inferer_class",
+    "inferer_parameters",
     "SlidingWindowInferer",
     "gaussian_importance_map",
     "logits_from_output",

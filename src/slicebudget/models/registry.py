@@ -97,6 +97,19 @@ def model_parameters(name: str) -> tuple[str, ...]:
     return tuple(p for p in signature.parameters if p not in ("in_channels", "classes"))
 
 
+def check_model_arguments(name: str, dims: int, params: dict) -> None:
+    """UserError unless ``name`` is registered, takes ``dims`` and accepts every key of ``params``."""
+    entry = _entry(name)
+    if dims not in entry.dims:
+        raise UserError(f"model {name!r} supports dims {' or '.join(map(str, entry.dims))} only, not {dims}")
+    valid = model_parameters(name)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise UserError(
+            f"model {name!r} takes no parameter(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
+        )
+
+
 def create_model(
     name: str,
     dims: int,
@@ -109,18 +122,11 @@ def create_model(
     """Build a registered model (see the module docstring); UserError on any bad argument."""
     import torch
 
+    check_model_arguments(name, dims, params)
     entry = _entry(name)
-    if dims not in entry.dims:
-        raise UserError(f"model {name!r} supports dims {entry.dims}, not {dims}")
     if in_channels < 1 or classes < 2:
         raise UserError(f"model {name!r} needs in_channels >= 1 and classes >= 2 (background included), "
                         f"got in_channels={in_channels}, classes={classes}")
-    valid = model_parameters(name)
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise UserError(
-            f"model {name!r} takes no parameter(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
-        )
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)

@@ -30,9 +30,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from slicebudget.errors import UserError
 
 CONFIG_VERSION = 1
-# Used when slicebudget.selection cannot be imported; the registry is the authority when it can.
-KNOWN_POLICIES = ("fixed", "random", "coreset")
-INFERENCE_METHODS = ("sliding_window", "nmsw")
 OFF = "off"
 
 
@@ -45,8 +42,16 @@ def _known_policy(value: str) -> str:
 
 def _known_interpolation(value: str) -> str:
     valid = _propagation_names()
-    if value != OFF and valid is not None and value not in valid:
+    if value != OFF and value not in valid:
         raise ValueError(f"unknown interpolation {value!r}; choose from off, {', '.join(valid)}")
+    return value
+
+
+def _known_inference(value: str) -> str:
+    from slicebudget.inference import INFERERS
+
+    if value not in INFERERS:
+        raise ValueError(f"unknown inference {value!r}; choose from {', '.join(INFERERS)}")
     return value
 
 
@@ -54,6 +59,7 @@ def _known_interpolation(value: str) -> str:
 Share = Annotated[float, Field(gt=0.0, le=1.0)]
 PolicyName = Annotated[str, AfterValidator(_known_policy)]
 InterpolationName = Annotated[str, AfterValidator(_known_interpolation)]
+InferenceName = Annotated[str, AfterValidator(_known_inference)]
 
 
 def _distinct(values: list, what: str) -> list:
@@ -102,11 +108,13 @@ class PhantomDataset(_Strict):
 class InferenceConfig(_Strict):
     """How 3D test volumes are predicted (2D models go slice by slice).
 
-    ``k``: NMSW's number of patches per volume; ``iterations``: NMSW's own training (its global
-    network, around the frozen trained backbone), default the backbone's iterations.
+    ``name``: a key of ``slicebudget.inference.INFERERS``. ``k``: patches per volume of the
+    inferers that take it (NMSW, random foreground); ``overlap``: the patch grid's overlap;
+    ``iterations``: NMSW's own training (its global network, around the frozen trained backbone),
+    default the backbone's iterations. Each inferer is handed the settings its ``build`` takes.
     """
 
-    name: Literal["sliding_window", "nmsw"] = "sliding_window"
+    name: InferenceName = "sliding_window"
     k: int = Field(default=10, ge=1)
     overlap: float = Field(default=0.5, ge=0.0, lt=1.0)
     iterations: int | None = Field(default=None, gt=0)
@@ -126,9 +134,9 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
-        _check_model_name(self.name, self.dims, self.encoder, self.params)
-        if self.inference.name == "nmsw" and self.dims != 3:
-            raise ValueError("inference nmsw is for 3D models")
+        _check_model(self.name, self.dims, self.encoder, self.params)
+        if self.inference.name != "sliding_window" and self.dims != 3:
+            raise ValueError(f"inference {self.inference.name} is for 3D models")
         if self.patch_size is not None:
             if len(self.patch_size) != self.dims:
                 raise ValueError(f"patch_size needs {self.dims} sizes for a {self.dims}D model, got {list(self.patch_size)}")
@@ -203,38 +211,27 @@ class StudyConfig(_Strict):
 
 
 def _policy_names() -> tuple[str, ...]:
-    try:
-        from slicebudget.selection import POLICIES
-    except ImportError:
-        return KNOWN_POLICIES
+    from slicebudget.selection import POLICIES
+
     return tuple(sorted(POLICIES))
 
 
-def _propagation_names() -> tuple[str, ...] | None:
-    try:
-        from slicebudget.propagation import PROPAGATORS
-    except ImportError:
-        return None
+def _propagation_names() -> tuple[str, ...]:
+    from slicebudget.propagation import PROPAGATORS
+
     return tuple(sorted(PROPAGATORS))
 
 
-def _check_model_name(name: str, dims: int, encoder: str | None, params: dict) -> None:
-    """Name, dims and parameters against slicebudget.models' registry (skipped if not importable)."""
-    try:
-        from slicebudget.models import MODEL_REGISTRY, model_parameters
-    except ImportError:
-        return
-    if name not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODEL_REGISTRY))}")
-    if dims not in MODEL_REGISTRY[name].dims:
-        raise ValueError(f"model {name!r} is {' or '.join(map(str, MODEL_REGISTRY[name].dims))}D only, not {dims}D")
-    valid = model_parameters(name)
-    asked = [*params, *(["encoder"] if encoder else [])]
-    unknown = sorted(set(asked) - set(valid) - {"seed", "weights_path"})
-    if unknown:
-        raise ValueError(f"model {name!r} takes no parameter {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}")
+def _check_model(name: str, dims: int, encoder: str | None, params: dict) -> None:
+    """Name, dims and parameters, checked by the model registry itself."""
+    from slicebudget.models import check_model_arguments
+
     if "seed" in params or "weights_path" in params:
         raise ValueError("set weights_path beside name, not in params; the study sets the seed")
+    try:
+        check_model_arguments(name, dims, {**params, **({"encoder": encoder} if encoder else {})})
+    except UserError as exc:
+        raise ValueError(exc.message) from None
 
 
 _TYPE_MISMATCH = {"string_type", "model_type", "dict_type", "model_attributes_type", "is_instance_of"}

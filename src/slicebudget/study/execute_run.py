@@ -107,50 +107,47 @@ def hold_out_validation(chosen: list[str], fraction: float, seed: int) -> tuple[
 
 def interpolation_iou(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], class_ids: list[int]) -> float | None:
     """Pooled IoU per class of (propagated, truth) on unannotated slices; mean over classes."""
-    scores = []
-    for c in class_ids:
-        inter = union = 0
-        for propagated, truth, annotated in pairs:
-            p, t = propagated[~annotated] == c, truth[~annotated] == c
-            inter += int(np.count_nonzero(p & t))
-            union += int(np.count_nonzero(p | t))
-        if union:
-            scores.append(inter / union)
+    from slicebudget.metrics import pooled_class_iou
+
     if not any((~a).any() for _, _, a in pairs):
         return None  # every slice annotated: nothing was interpolated
-    return float(np.mean(scores)) if scores else 1.0
+    return pooled_class_iou([(propagated[~annotated], truth[~annotated]) for propagated, truth, annotated in pairs],
+                            class_ids)
 
 
 def _inferer(model_cfg: dict, model, n_classes: int, train_cases: list, training: dict, seed: int,
              run_dir: Path):
     """The inferer for 3D test volumes (None for 2D: predict_case goes slice by slice).
 
-    NMSW needs its own global network: it is trained here around the already trained backbone,
-    which stays frozen (``train_local=False``), so it learns only where to look and how to blend.
-    Returns (inferer, seconds spent training NMSW).
+    An inferer that needs an NMSW model (NMSW, random foreground) gets its own global network,
+    trained here around the already trained backbone, which stays frozen (``train_local=False``),
+    so it learns only where to look and how to blend. The config's settings are handed to the
+    inferer where its ``build`` takes them. Returns (inferer, seconds spent training NMSW).
     """
-    from slicebudget.inference.nmsw import build_inferer
+    from slicebudget.inference import build_inferer, get_inferer_class, inferer_parameters
 
     if int(model_cfg["dims"]) == 2:
         return None, 0.0
     inference = model_cfg.get("inference", {})
+    name = inference.get("name", "sliding_window")
     patch = tuple(model_cfg["patch_size"])
-    if inference.get("name", "sliding_window") == "sliding_window":
-        return build_inferer({"name": "sliding_window", "overlap": inference.get("overlap", 0.5),
-                              "batch_size": training["batch_size"]}, model, patch), 0.0
-    from slicebudget.inference.nmsw import build_nmsw_model, save_nmsw, train_nmsw
+    network, seconds = model, 0.0
+    if get_inferer_class(name).needs_nmsw_model:
+        from slicebudget.inference.nmsw import build_nmsw_model, save_nmsw, train_nmsw
 
-    params = dict(model_cfg.get("params", {}))
-    if model_cfg.get("encoder"):
-        params["encoder"] = model_cfg["encoder"]
-    nmsw = build_nmsw_model(model_cfg["name"], train_cases[0].image.shape[0], n_classes, patch,
-                            backbone_params=params, local_net=model, overlap=inference.get("overlap", 0.5))
-    trained = train_nmsw(nmsw, train_cases, inference.get("iterations") or training["iterations"],
-                         learning_rate=training["learning_rate"], train_local=False, seed=seed,
-                         device=training.get("device"))
-    save_nmsw(trained.model, run_dir / "nmsw.pt", trained.training)
-    return build_inferer({"name": "nmsw", "k": inference.get("k", 10), "batch_size": training["batch_size"]},
-                         trained.model, patch), float(trained.seconds)
+        params = dict(model_cfg.get("params", {}))
+        if model_cfg.get("encoder"):
+            params["encoder"] = model_cfg["encoder"]
+        nmsw = build_nmsw_model(model_cfg["name"], train_cases[0].image.shape[0], n_classes, patch,
+                                backbone_params=params, local_net=model, overlap=inference.get("overlap", 0.5))
+        trained = train_nmsw(nmsw, train_cases, inference.get("iterations") or training["iterations"],
+                             learning_rate=training["learning_rate"], train_local=False, seed=seed,
+                             device=training.get("device"))
+        save_nmsw(trained.model, run_dir / "nmsw.pt", trained.training)
+        network, seconds = trained.model, float(trained.seconds)
+    offered = {"overlap": inference.get("overlap", 0.5), "k": inference.get("k", 10), "batch_size": training["batch_size"]}
+    params = {key: value for key, value in offered.items() if key in inferer_parameters(name)}
+    return build_inferer(name, network, patch, **params), seconds
 
 
 def _build_model(model_cfg: dict, in_channels: int, n_classes: int, seed: int):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from slicebudget.errors import UserError
-from slicebudget.inference.nmsw import NMSWInferer, RandomForegroundInferer, build_inferer
+from slicebudget.inference import build_inferer
+from slicebudget.inference.nmsw import NMSWInferer, RandomForegroundInferer
 from slicebudget.inference.nmsw.aggregate import blend_predictions
 from slicebudget.inference.nmsw.patches import patch_grid
 from slicebudget.inference.nmsw.random_foreground import draw_foreground, foreground_patches
@@ -103,7 +104,7 @@ def test_bad_k_is_a_user_error(model):
         with pytest.raises(UserError, match="k must be"):
             NMSWInferer(model, k=k)
     with pytest.raises(UserError, match="k must be"):
-        build_inferer({"name": "nmsw", "k": 0}, model, PATCH)
+        build_inferer("nmsw", model, PATCH, k=0)
 
 
 def test_volume_smaller_than_a_patch_is_padded_with_a_warning(model):
@@ -115,18 +116,18 @@ def test_volume_smaller_than_a_patch_is_padded_with_a_warning(model):
 
 
 def test_build_inferer_for_each_name(model, volume):
-    assert isinstance(build_inferer({"name": "nmsw", "k": 3}, model, PATCH), NMSWInferer)
-    assert isinstance(build_inferer({"name": "random_foreground", "k": 3}, model, PATCH), RandomForegroundInferer)
-    sw = build_inferer({"name": "sliding_window"}, model.local_net, PATCH)
+    assert isinstance(build_inferer("nmsw", model, PATCH, k=3), NMSWInferer)
+    assert isinstance(build_inferer("random_foreground", model, PATCH, k=3), RandomForegroundInferer)
+    sw = build_inferer("sliding_window", model.local_net, PATCH)
     assert torch.allclose(sw(volume, model.local_net), SlidingWindowInferer(PATCH)(volume, model.local_net))
     with pytest.raises(UserError, match="valid: sliding_window, nmsw, random_foreground"):
-        build_inferer({"name": "zoom"}, model, PATCH)
+        build_inferer("zoom", model, PATCH)
     with pytest.raises(UserError, match="needs an NMSW model"):
-        build_inferer({"name": "nmsw", "k": 3}, model.local_net, PATCH)
+        build_inferer("nmsw", model.local_net, PATCH, k=3)
     with pytest.raises(UserError, match="patch size"):
-        build_inferer({"name": "nmsw", "k": 3}, model, (16, 16, 16))
+        build_inferer("nmsw", model, (16, 16, 16), k=3)
     with pytest.raises(UserError, match="does not take"):
-        build_inferer({"name": "nmsw", "k": 3, "overlap": 0.25}, model, PATCH)
+        build_inferer("nmsw", model, PATCH, k=3, overlap=0.25)
 
 
 def test_inferer_restores_training_mode(volume):

@@ -70,7 +70,7 @@ def test_ineligible_calls_and_gradients_are_left_to_pytorch():
 
 
 def test_benchmark_counts_rerouted_convolutions():
-    from slicebudget.inference.nmsw.bench import count_macs
+    from slicebudget.bench.inference import count_macs
 
     net = torch.nn.Conv3d(2, 4, 3, padding=1)
     x = torch.randn(1, 2, 6, 8, 8)

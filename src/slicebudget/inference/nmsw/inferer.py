@@ -12,15 +12,16 @@ it would to the sliding window); ``inferer(image)`` uses the NMSW model's own lo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from slicebudget.errors import UserError
 from slicebudget.inference.nmsw.aggregate import PatchBlender
-from slicebudget.inference.nmsw.model import NMSWModel
+from slicebudget.inference.nmsw.model import NMSWModel, load_nmsw
 from slicebudget.inference.nmsw.onednn import OneDNNConvolutions
 from slicebudget.inference.nmsw.patches import PatchGrid, extract_patches, pad_to_patch
 from slicebudget.inference.nmsw.topk import deterministic_topk
@@ -37,6 +38,26 @@ def validate_k(k) -> int:
     if k < 1:
         raise UserError(f"NMSW k must be at least 1 patch, got {k}")
     return int(k)
+
+
+def resolve_nmsw_model(name: str, network, patch_size: Sequence[int], checkpoint: str | Path | None) -> NMSWModel:
+    """The NMSW model an inferer runs: ``network`` when it is one, else the saved ``checkpoint``;
+    UserError when neither is given or the model's patch size is not the study's."""
+    if isinstance(network, NMSWModel):
+        nmsw = network
+    elif checkpoint:
+        nmsw, _ = load_nmsw(Path(checkpoint))
+    else:
+        raise UserError(
+            f"inference {name!r} needs an NMSW model: pass the model returned by train_nmsw, "
+            "or set inference.checkpoint to a saved NMSW checkpoint"
+        )
+    if tuple(nmsw.patch_size) != tuple(int(p) for p in patch_size):
+        raise UserError(
+            f"the NMSW model was trained with patch size {tuple(nmsw.patch_size)}, "
+            f"but the study uses {tuple(int(p) for p in patch_size)}"
+        )
+    return nmsw
 
 
 @contextmanager
@@ -110,10 +131,17 @@ def run_patch_inference(
 class NMSWInferer:
     """``inferer(image, network=None)`` -> logits (B, classes, D, H, W): deterministic top-``k`` NMSW."""
 
+    needs_nmsw_model = True  # a study trains NMSW's global network around its backbone first
+
     def __init__(self, model: NMSWModel, k: int, batch_size: int = 4):
         self.model = model
         self.k = validate_k(k)
         self.batch_size = int(batch_size)
+
+    @classmethod
+    def build(cls, network, patch_size: Sequence[int], *, k: int, batch_size: int = 4,
+              checkpoint: str | None = None) -> NMSWInferer:
+        return cls(resolve_nmsw_model("nmsw", network, patch_size, checkpoint), k, batch_size)
 
     def choose(self, coarse: torch.Tensor, patch_logits: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
         return deterministic_topk(patch_logits, self.k)

@@ -9,11 +9,13 @@ foreground, all of them are taken (RF never spends patches on background).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
 
-from slicebudget.inference.nmsw.inferer import run_patch_inference, validate_k
+from slicebudget.inference.nmsw.inferer import resolve_nmsw_model, run_patch_inference, validate_k
 from slicebudget.inference.nmsw.model import NMSWModel
 from slicebudget.inference.nmsw.patches import PatchGrid, box_means, low_resolution_boxes
 
@@ -37,11 +39,18 @@ def draw_foreground(coarse: torch.Tensor, grid: PatchGrid, k: int, rng: np.rando
 class RandomForegroundInferer:
     """``inferer(image, network=None)`` -> logits; ``seed`` fixes the draw (same for every call)."""
 
+    needs_nmsw_model = True  # it draws among the patches NMSW's global network marks as foreground
+
     def __init__(self, model: NMSWModel, k: int, seed: int = 0, batch_size: int = 4):
         self.model = model
         self.k = validate_k(k)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+
+    @classmethod
+    def build(cls, network, patch_size: Sequence[int], *, k: int, batch_size: int = 4, checkpoint: str | None = None,
+              seed: int = 0) -> RandomForegroundInferer:
+        return cls(resolve_nmsw_model("random_foreground", network, patch_size, checkpoint), k, int(seed), batch_size)
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module | None = None) -> torch.Tensor:
         rng = np.random.default_rng(self.seed)

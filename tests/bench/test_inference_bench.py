@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from slicebudget.cli.main import main
 from slicebudget.inference.nmsw import build_nmsw_model, save_nmsw
-from slicebudget.inference.nmsw.bench import k_values, target_checks
+from slicebudget.bench.inference import k_values, target_checks
 
 
 def test_unknown_task_is_one_line_error(capsys):

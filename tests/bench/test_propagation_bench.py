@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from slicebudget.data.phantoms import write_phantom_dataset
-from slicebudget.propagation.bench import class_ious, format_table, run_bench
+from slicebudget.bench.propagation import format_table, run_bench
+from slicebudget.metrics import class_ious
 
 
 def test_class_ious_scores_each_present_class():
@@ -16,7 +17,7 @@ def test_class_ious_scores_each_present_class():
     pred = truth.copy()
     pred[0, 0, :2] = 0  # class 1 loses half its voxels
     pred[1, 0, :] = 1  # class 2 loses 4, class 1 gains 4
-    scores = class_ious(truth, pred)
+    scores = class_ious(pred, truth)
     assert scores == pytest.approx({1: 2 / 8, 2: 12 / 16})
 
 

@@ -55,7 +55,7 @@ def child_main(argv: list[str] | None = None) -> None:
     """Entry point of the child: ``argv[0]`` is a JSON job; prints ``{"peak_mb": ...}``."""
     import torch
 
-    from slicebudget.inference.nmsw.bench_methods import make_method
+    from slicebudget.bench.inference_methods import make_method
     from slicebudget.inference.nmsw.model import load_nmsw
 
     job = json.loads((argv or sys.argv[1:])[0])
@@ -74,7 +74,7 @@ def child_main(argv: list[str] | None = None) -> None:
 def measure_peak_mb(job: dict, timeout_s: float = 1800) -> float:
     """Run one job (see :func:`child_main`) in a fresh interpreter; return its peak extra MiB."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
-    command = [sys.executable, "-c", "from slicebudget.inference.nmsw.bench_memory import child_main; child_main()",
+    command = [sys.executable, "-c", "from slicebudget.bench.inference_memory import child_main; child_main()",
                json.dumps(job)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s, check=False)
     if done.returncode != 0:

@@ -52,23 +52,6 @@ def parse_list(text: str, option: str) -> list[str]:
     return items
 
 
-def class_ious(truth: np.ndarray, pred: np.ndarray) -> dict[int, float]:
-    """IoU over the volume of each foreground class present in ``truth``."""
-    scores = {}
-    for c in np.unique(truth):
-        if c == 0:
-            continue
-        t, p = truth == c, pred == c
-        scores[int(c)] = float((t & p).sum() / (t | p).sum())
-    return scores
-
-
-def class_mean_iou(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Mean over foreground classes present in ``truth`` of each class's IoU over the volume."""
-    scores = class_ious(truth, pred)
-    return float(np.mean(list(scores.values()))) if scores else 1.0
-
-
 def _density_key(rho: float) -> str:
     return f"{rho:g}"
 
@@ -83,6 +66,7 @@ def run_bench(
     on_step: Callable[[int, int], None] | None = None,
 ) -> BenchResult:
     from slicebudget.io import open_dataset
+    from slicebudget.metrics import class_ious
     from slicebudget.propagation import propagate
     from slicebudget.propagation.registry import get_propagator
     from slicebudget.selection.base import check_density, n_slices_for_density
@@ -117,7 +101,7 @@ def run_bench(
                 start = time.perf_counter()
                 result = propagate(image, annotation, method=m)
                 seconds[m] += time.perf_counter() - start
-                ious = class_ious(dense, result.labels)
+                ious = class_ious(result.labels, dense)
                 scores[m][_density_key(rho)].append(float(np.mean(list(ious.values()))) if ious else 1.0)
                 for c, value in ious.items():
                     per_class[m][_density_key(rho)].setdefault(str(c), []).append(value)

@@ -8,7 +8,7 @@ For each method (SW; NMSW and RF at K in {3, 5, 10, 15% of N, N}) on held-out ph
   products (2 per multiply-accumulate); reported MACs = FLOPs / 2. Interpolation, blending and other
   element-wise work is not counted by it, for any method.
 - peak_mb: extra resident memory at the peak of one run, in a fresh process per method
-  (:mod:`slicebudget.inference.nmsw.bench_memory` explains the measurement).
+  (:mod:`slicebudget.bench.inference_memory` explains the measurement).
 - dice: mean over test volumes of the mean foreground-class Dice against the dense labels.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from slicebudget.inference.nmsw.bench_memory import measure_peak_mb
-from slicebudget.inference.nmsw.bench_methods import (
+from slicebudget.bench.inference_memory import measure_peak_mb
+from slicebudget.bench.inference_methods import (
     BenchSetup,
     check_checkpoint,
     make_method,
