@@ -50,13 +50,14 @@ def test_never_more_volumes_than_available_and_says_what_more_would_give(fitted)
 
 
 def test_extrapolation_is_marked_with_how_far(fitted):
-    plan = plan_surface(*fitted, budget=400, volumes_available=40)
-    assert plan.best.n_volumes > 16
-    assert plan.best.extrapolated and "the largest studied (16 volumes)" in plan.best.extrapolated
-    assert f"{plan.best.n_volumes / 16:.1f}x" in plan.best.extrapolated
-    assert "Extrapolated" in plan.sentence
-    small = plan_surface(*fitted, budget=1)
-    assert "smallest studied" in small.best.extrapolated
+    small = plan_surface(*fitted, budget=3)  # less than the smallest studied cell (4 volumes x 2 slices)
+    assert small.best.extrapolated and "the smallest studied" in small.best.extrapolated
+    assert "Extrapolated" in small.sentence
+    more = plan_surface(*fitted, budget=160, volumes_available=6)
+    assert more.more_volumes is not None and more.more_volumes.n_volumes > 6
+    tiny = plan_surface(*fitted, budget=1)
+    n_ratio = f"{tiny.best.n_volumes / 4:.2f}x the smallest studied (4 volumes)"
+    assert n_ratio in tiny.best.extrapolated
 
 
 def test_runner_up_is_materially_different_and_probability_is_a_share(fitted):
@@ -119,3 +120,12 @@ def test_too_few_runs_say_how_many_more_and_where():
     text = str(info.value)
     assert "3 grid cells with finished runs" in text and "at least 5 cells" in text
     assert "rho=0.2, s=1 (fixed): 1 pending" in text
+
+
+def test_plans_stay_within_the_studied_range_when_the_budget_allows(fitted):
+    """Outside the grid the forms disagree and no bootstrap shows it: a huge budget is not all planned,
+    and more volumes are looked at only up to twice the studied count."""
+    plan = plan_surface(*fitted, budget=5000, volumes_available=500)
+    assert plan.best.n_volumes <= 16 and plan.best.slices_per_volume <= 10 and plan.best.extrapolated is None
+    assert "It spends 160 of the 5000 slices" in plan.sentence and "at most 10 slices per volume and 16 volumes" in plan.sentence
+    assert plan.more_volumes is None or plan.more_volumes.n_volumes <= 32

@@ -39,15 +39,16 @@ def _across_levels(n: np.ndarray, k: np.ndarray, n_levels: int) -> Allocations:
     return Allocations(np.tile(n, n_levels), np.tile(k, n_levels), np.repeat(np.arange(n_levels), n.size))
 
 
-def at_budget(budget: float, unit: str, costs: CostModel, n_max: int, depth: int, n_levels: int) -> Allocations:
-    """For each n in 1..n_max the largest k within the budget (k >= 1), at every level."""
-    n = np.arange(1, max(int(n_max), 0) + 1, dtype=float)
+def at_budget(budget: float, unit: str, costs: CostModel, n_max: int, depth: int, n_levels: int,
+              n_min: int = 1, k_min: int = 1) -> Allocations:
+    """For each n in n_min..n_max the largest k within the budget and ``depth`` (k >= k_min), at every level."""
+    n = np.arange(max(int(n_min), 1), max(int(n_max), 0) + 1, dtype=float)
     if unit == "slices":
         k = np.floor(budget / n + 1e-9)
     else:
         k = costs.slices_within(budget * 3600.0, n)
     k = np.minimum(k, depth)
-    keep = k >= 1
+    keep = k >= max(k_min, 1)
     return _across_levels(n[keep], k[keep], n_levels)
 
 
@@ -57,10 +58,11 @@ def _thinned(top: int, count: int) -> np.ndarray:
     return np.unique(np.round(np.geomspace(1, top, count))).astype(float)
 
 
-def full_grid(n_max: int, depth: int, n_levels: int) -> Allocations:
-    """Every (n, k, level) with n <= n_max and k <= depth (thinned when large, see MAX_N_VALUES)."""
+def full_grid(n_max: int, depth: int, n_levels: int, n_min: int = 1, k_min: int = 1) -> Allocations:
+    """Every (n, k, level) with n_min <= n <= n_max and k_min <= k <= depth (thinned when large)."""
     n, k = np.meshgrid(_thinned(n_max, MAX_N_VALUES), _thinned(depth, MAX_K_VALUES), indexing="ij")
-    return _across_levels(n.ravel(), k.ravel(), n_levels)
+    keep = (n >= n_min) & (k >= k_min)
+    return _across_levels(n[keep], k[keep], n_levels)
 
 
 def cost_of(alloc: Allocations, unit: str, costs: CostModel) -> np.ndarray:

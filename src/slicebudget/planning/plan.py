@@ -9,7 +9,11 @@ model (form chosen by leave-one-cell-out error), checks it, and answers:
   beats it (share of bootstrap surfaces where it does, paired);
 - when more volumes than available would do better, that plan too (never recommended);
 - the cheapest allocation whose IoU reaches ``target_iou`` with at least 80% probability;
-- whether each answer is extrapolated beyond the studied n or k, and how far;
+- whether each answer is extrapolated beyond the studied n or k, and how far. The best plan stays
+  inside the studied n and k when any allocation there fits the budget (a budget larger than the
+  study's range buys is then not all planned, and the plan says so), else within twice that range
+  (``surface.REACH``), else anywhere; the more-volumes note and the target search look up to twice
+  the range;
 - the self-check figures.
 """
 
@@ -40,13 +44,11 @@ from slicebudget.planning.observations import (
     unfinished_cells,
 )
 from slicebudget.planning.selfcheck import SelfCheck, choose_form, plain, self_check
-from slicebudget.planning.surface import REPLICATES, Surface, fit_surface
+from slicebudget.planning.surface import REACH, REPLICATES, Surface, fit_surface
 
 TARGET_PROBABILITY = 0.80
 MIN_CELLS = 5
-# Without --volumes-available, n may not exceed this multiple of the study's volumes when the plan
-# looks for what more volumes would give.
-UNCAPPED_LIMIT = 10_000
+UNCAPPED_LIMIT = 10_000  # the most volumes any search considers
 
 POLICY_PHRASES = {
     "fixed": "at a fixed interval",
@@ -112,6 +114,11 @@ class Plan:
                  f"for a new campaign).")
         if b.extrapolated:
             text += f" Extrapolated: {b.extrapolated}."
+        spent = b.total_slices if self.unit == "slices" else b.hours
+        if spent < 0.9 * self.budget:
+            (n_lo, n_hi), (k_lo, k_hi) = self.surface["studied"]["n"], self.surface["studied"]["k"]
+            text += (f" It spends {spent:.3g} of the {self.budget:g} {self.unit}: this study speaks for at most "
+                     f"{k_hi:g} slices per volume and {n_hi:g} volumes, and you have {self.volumes_available}.")
         return text
 
     def as_dict(self) -> dict:
@@ -188,6 +195,19 @@ def fit_model(runs: list[dict], model: str, dims: int, study_dir: str | Path | N
     return surface, self_check(obs, form, errors, replicates, seed)
 
 
+def within_reach(surface: Surface, budget: float, unit: str, costs: CostModel, available: int,
+                 depth: int) -> Allocations:
+    """Allocations at the budget inside the studied n and k; if none fits, inside twice that range
+    (``surface.REACH``); if still none, anywhere (then marked extrapolated, with how far)."""
+    n_levels = len(surface.obs.levels)
+    for factor in (1.0, REACH):
+        n_lo, n_hi, k_lo, k_hi = surface.reach(factor)
+        alloc = at_budget(budget, unit, costs, min(available, n_hi), min(depth, k_hi), n_levels, n_lo, k_lo)
+        if len(alloc):
+            return alloc
+    return at_budget(budget, unit, costs, available, depth, n_levels)
+
+
 def plan_surface(surface: Surface, check: SelfCheck, budget: float, unit: str = "slices",
                  volumes_available: int | None = None, target_iou: float | None = None,
                  costs: CostModel | None = None, depth: int | None = None, study: str = "") -> Plan:
@@ -200,7 +220,7 @@ def plan_surface(surface: Surface, check: SelfCheck, budget: float, unit: str = 
     source = "given" if volumes_available else "the study's training volumes (pass --volumes-available for yours)"
     n_levels = len(obs.levels)
 
-    alloc = at_budget(budget, unit, costs, available, depth, n_levels)
+    alloc = within_reach(surface, budget, unit, costs, available, depth)
     if len(alloc) == 0:
         raise UserError(f"a budget of {budget:g} {unit} does not pay for one slice of one volume"
                         + (f" ({costs.seconds_per_volume + costs.seconds_per_slice:.0f} s with the cost model)"
@@ -212,8 +232,8 @@ def plan_surface(surface: Surface, check: SelfCheck, budget: float, unit: str = 
     prob = float(np.mean(pred.surfaces[:, best] > pred.surfaces[:, runner])) if runner is not None else None
 
     # What more volumes would give (said, never recommended).
-    wide = at_budget(budget, unit, costs, min(UNCAPPED_LIMIT, int(budget * 3600) if unit == "hours" else int(budget)),
-                     depth, n_levels)
+    n_lo, n_hi, k_lo, k_hi = surface.reach()
+    wide = at_budget(budget, unit, costs, min(n_hi, UNCAPPED_LIMIT), min(depth, k_hi), n_levels, n_lo, k_lo)
     more = None
     if len(wide) and wide.n.max() > available:
         wide_pred = surface.predictive(wide.n, wide.k, wide.level)
@@ -223,7 +243,7 @@ def plan_surface(surface: Surface, check: SelfCheck, budget: float, unit: str = 
 
     target = target_prob = None
     if target_iou is not None:
-        grid = full_grid(available, depth, n_levels)
+        grid = full_grid(min(available, n_hi), min(depth, k_hi), n_levels, n_lo, k_lo)
         probability = surface.predictive(grid.n, grid.k, grid.level).prob_at_least(target_iou)
         reach = np.flatnonzero(probability >= TARGET_PROBABILITY)
         if reach.size:
@@ -295,7 +315,7 @@ def frontier(surface: Surface, budgets, unit: str = "slices", costs: CostModel |
     available, depth = int(volumes_available or obs.n_total), int(depth or obs.depth)
     out = []
     for budget in budgets:
-        alloc = at_budget(float(budget), unit, costs, available, depth, len(obs.levels))
+        alloc = within_reach(surface, float(budget), unit, costs, available, depth)
         if not len(alloc):
             continue
         pred = surface.predictive(alloc.n, alloc.k, alloc.level)

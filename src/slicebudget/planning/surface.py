@@ -18,6 +18,10 @@ from slicebudget.planning.forms import Form
 from slicebudget.planning.observations import Observations
 
 REPLICATES = 200
+# How far a plan may reach beyond the studied cells, as a factor on n and on k, when nothing within
+# them fits the budget: the candidate forms agree inside the grid and can disagree wildly outside it
+# (a non-saturating form then promises gains no run showed), which no bootstrap over repeats shows.
+REACH = 2.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,12 @@ class Surface:
         surfaces = self.replicates.predict(n, k, level)
         n_b, k_b = np.broadcast_arrays(np.asarray(n, float), np.asarray(k, float))
         return Predictive(expected, surfaces, self.noise.sd(n_b.ravel(), k_b.ravel()))
+
+    def reach(self, factor: float = REACH) -> tuple[int, int, int, int]:
+        """(n_min, n_max, k_min, k_max): the studied range widened by ``factor`` each way."""
+        (n_lo, n_hi), (k_lo, k_hi) = self.studied_range().values()
+        return (max(1, int(np.ceil(n_lo / factor - 1e-9))), int(np.floor(n_hi * factor + 1e-9)),
+                max(1, int(np.ceil(k_lo / factor - 1e-9))), int(np.floor(k_hi * factor + 1e-9)))
 
     def studied_range(self) -> dict[str, tuple[float, float]]:
         return {"n": (float(self.obs.n.min()), float(self.obs.n.max())),
