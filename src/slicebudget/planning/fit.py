@@ -33,6 +33,10 @@ class Fit:
     exponents: np.ndarray  # (replicates, n_exponents)
     coef: np.ndarray       # (replicates, n_coefficients)
 
+    def rows(self, index) -> Fit:
+        """The fit of some replicates only (a new Fit)."""
+        return Fit(self.form, self.knots, self.n_levels, self.exponents[index], self.coef[index])
+
     def inputs(self, n, k, level) -> Inputs:
         n, k, level = np.broadcast_arrays(np.asarray(n, float), np.asarray(k, float), np.asarray(level, int))
         return Inputs(n.ravel(), k.ravel(), level.ravel(), self.n_levels, self.knots)
@@ -42,10 +46,10 @@ class Fit:
         at = self.inputs(n, k, level)
         out = np.empty((self.coef.shape[0], at.n.size))
         # Replicates share few distinct grid exponents: build each design matrix once.
-        keys = [tuple(row) for row in self.exponents]
-        for key in dict.fromkeys(keys):
-            rows = np.array([i for i, other in enumerate(keys) if other == key])
-            out[rows] = self.coef[rows] @ self.form.design(at, key).T
+        keys, which = np.unique(self.exponents, axis=0, return_inverse=True)
+        for index, key in enumerate(keys):
+            rows = np.flatnonzero(which.ravel() == index)
+            out[rows] = self.coef[rows] @ self.form.design(at, tuple(key)).T
         return out
 
 
@@ -101,9 +105,9 @@ def loco_grid(form: Form, at: Inputs, targets: np.ndarray, weights: np.ndarray) 
     pred = np.full(targets.shape, np.nan)
     for exponents in form.exponent_grid():
         a = form.design(at, exponents) * sw[:, None]
-        hat = a @ np.linalg.pinv(a)
-        leverage = np.diag(hat)
-        resid = yw - yw @ hat.T
+        pinv = np.linalg.pinv(a)
+        leverage = np.einsum("ij,ji->i", a, pinv)  # diag of the hat matrix a @ pinv, without forming it
+        resid = yw - (yw @ pinv.T) @ a.T
         ok = leverage < 1.0 - 1e-8
         denom = np.where(ok, 1.0 - leverage, 1.0)
         rss_fold = np.sum(resid ** 2, axis=1, keepdims=True) - resid ** 2 / denom

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-EXPONENTS = np.geomspace(0.1, 3.0, 16)
+EXPONENTS = np.geomspace(0.1, 3.0, 12)
 # Studied k values closer than this (relative) share one knot.
 KNOT_MERGE = 0.05
 

@@ -192,7 +192,7 @@ def fit_model(runs: list[dict], model: str, dims: int, study_dir: str | Path | N
         raise UserError(problem, study_dir)
     form, errors = choose_form(obs)
     surface = fit_surface(obs, FORMS[form], replicates, seed)
-    return surface, self_check(obs, form, errors, replicates, seed)
+    return surface, self_check(obs, form, errors, seed=seed)
 
 
 def within_reach(surface: Surface, budget: float, unit: str, costs: CostModel, available: int,

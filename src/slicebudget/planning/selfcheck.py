@@ -27,10 +27,13 @@ from slicebudget.planning.bootstrap import Predictive, RepeatNoise, repeat_noise
 from slicebudget.planning.fit import cell_weights, loco_grid, refit_held_out, training_inputs
 from slicebudget.planning.forms import FORMS, usable_forms
 from slicebudget.planning.observations import Observations
-from slicebudget.planning.surface import REPLICATES, bootstrap_targets, fit_surface
+from slicebudget.planning.surface import bootstrap_targets, fit_surface
 
 COVERAGE = 0.80
 LARGEST_SHARE = 0.25
+# Bootstrap replicates behind the self-check's intervals (each held-out cell gets its own); fewer
+# than a plan's, which is enough to judge 80% coverage.
+CHECK_REPLICATES = 100
 
 
 @dataclass(frozen=True)
@@ -108,36 +111,36 @@ def _loco(form, obs: Observations, targets: np.ndarray, weights: np.ndarray) -> 
     return pred
 
 
-def _held_out(obs: Observations, cell: int, predictive: Predictive) -> HeldOut:
-    runs = obs.run_means()[cell]
-    runs = runs[np.isfinite(runs)]
-    low, high = predictive.interval(COVERAGE, campaigns=max(runs.size, 1))
+def _held_out_all(obs: Observations, cells: np.ndarray, predictive: Predictive) -> list[HeldOut]:
+    """HeldOut rows for ``cells`` from a Predictive over exactly those cells (in that order)."""
+    runs = obs.run_means()[cells]
+    counts = np.maximum(np.sum(np.isfinite(runs), axis=1), 1)
+    low, high = predictive.interval(COVERAGE, campaigns=counts)
     low1, high1 = predictive.interval(COVERAGE)
-    observed = float(runs.mean())
-    return HeldOut(obs.cell_label(cell), float(obs.n[cell]), float(obs.k[cell]), observed,
-                   float(predictive.expected[0]), float(low[0]), float(high[0]),
-                   bool(low[0] <= observed <= high[0]), int(runs.size),
-                   int(np.sum((runs >= low1[0]) & (runs <= high1[0]))))
+    out = []
+    for i, cell in enumerate(cells):
+        mine = runs[i][np.isfinite(runs[i])]
+        observed = float(mine.mean())
+        out.append(HeldOut(obs.cell_label(int(cell)), float(obs.n[cell]), float(obs.k[cell]), observed,
+                           float(predictive.expected[i]), float(low[i]), float(high[i]),
+                           bool(low[i] <= observed <= high[i]), int(mine.size),
+                           int(np.sum((mine >= low1[i]) & (mine <= high1[i])))))
+    return out
 
 
 def _noise_without(obs: Observations, cell: int) -> RepeatNoise:
-    return repeat_noise(obs.subset(np.arange(obs.n_cells) != cell))
+    return repeat_noise(obs, np.arange(obs.n_cells) != cell)
 
 
 def self_check(obs: Observations, form_name: str, form_errors: dict[str, float] | None = None,
-               replicates: int = REPLICATES, seed: int = 0) -> SelfCheck:
+               replicates: int = CHECK_REPLICATES, seed: int = 0) -> SelfCheck:
     form = FORMS[form_name]
     weights = cell_weights(obs)
-    targets = bootstrap_targets(obs, replicates, seed, cases=False)
-    means = obs.cell_means()
-    point = np.clip(_loco(form, obs, means[None, :], weights)[0], 0.0, 1.0)
-    boot = _loco(form, obs, targets, weights)
-    loco = []
-    for cell in range(obs.n_cells):
-        noise = _noise_without(obs, cell)
-        predictive = Predictive(point[cell:cell + 1], boot[:, cell:cell + 1],
-                                noise.sd(obs.n[cell:cell + 1], obs.k[cell:cell + 1]))
-        loco.append(_held_out(obs, cell, predictive))
+    targets = np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases=False)])
+    both = _loco(form, obs, targets, weights)
+    sd = np.array([float(_noise_without(obs, cell).sd(obs.n[cell], obs.k[cell])) for cell in range(obs.n_cells)])
+    predictive = Predictive(np.clip(both[0], 0.0, 1.0), both[1:], sd)
+    loco = _held_out_all(obs, np.arange(obs.n_cells), predictive)
     largest = _largest_budget_check(obs, form_name, replicates, seed)
     return SelfCheck(
         form=form_name,
@@ -168,8 +171,7 @@ def _largest_budget_check(obs: Observations, form_name: str, replicates: int, se
     if keep.sum() < FORMS[form_name].n_parameters(training_inputs(obs.subset(keep))) + 1:
         return []
     surface = fit_surface(obs.subset(keep), FORMS[form_name], replicates, seed, cases=False)
-    return [_held_out(obs, int(cell), surface.predictive(obs.n[cell:cell + 1], obs.k[cell:cell + 1],
-                                                          obs.level[cell:cell + 1])) for cell in held]
+    return _held_out_all(obs, held, surface.predictive(obs.n[held], obs.k[held], obs.level[held]))
 
 
 def noise_floor(obs: Observations) -> float:

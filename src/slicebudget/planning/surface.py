@@ -65,6 +65,6 @@ def fit_surface(obs: Observations, form: Form, replicates: int = REPLICATES, see
     """Fit ``form`` to the cell means (point fit) and to ``replicates`` bootstrap resamples."""
     at = training_inputs(obs)
     weights = cell_weights(obs)
-    point = fit_grid(form, at, obs.cell_means(), weights)
-    boot = fit_grid(form, at, bootstrap_targets(obs, replicates, seed, cases), weights)
-    return Surface(obs, point, boot, repeat_noise(obs))
+    # one profile over the exponent grid for the point fit (row 0) and every replicate
+    both = fit_grid(form, at, np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases)]), weights)
+    return Surface(obs, both.rows(slice(0, 1)), both.rows(slice(1, None)), repeat_noise(obs))
