@@ -34,7 +34,7 @@ def bench_inference(
     from slicebudget.data.phantoms import validate_task
     from slicebudget.bench.inference import run_inference_bench, target_checks
     from slicebudget.bench.inference_methods import BenchSetup
-    from slicebudget.inference.nmsw.patches import patch_grid
+    from slicebudget.models.nmsw.patches import patch_grid
     from slicebudget.io import atomic_write
 
     setup = BenchSetup(task=validate_task(task))

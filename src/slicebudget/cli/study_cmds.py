@@ -30,6 +30,7 @@ def run(
                                      "Equal values give bit-identical CPU metrics across executors."),
 ):
     """Train and score every run of a study grid (resumable), then write the report."""
+    from slicebudget.report import write_report
     from slicebudget.study.progress import RichView
     from slicebudget.study.runner import default_study_dir, run_study
 
@@ -40,7 +41,8 @@ def run(
     study_dir = out if out is not None else default_study_dir(config)
     try:
         outcome = run_study(config, study_dir, dataset=dataset, executor=executor, workers=workers,
-                            scheduler=scheduler, retry_failed=retry_failed, threads=threads, view=view)
+                            scheduler=scheduler, retry_failed=retry_failed, threads=threads, view=view,
+                            write_report=write_report)
     except KeyboardInterrupt:
         view.console.print("interrupted: unfinished runs are back to pending; run the same command to resume")
         raise

@@ -133,7 +133,8 @@ def _inferer(model_cfg: dict, model, n_classes: int, train_cases: list, training
     patch = tuple(model_cfg["patch_size"])
     network, seconds = model, 0.0
     if get_inferer_class(name).needs_nmsw_model:
-        from slicebudget.inference.nmsw import build_nmsw_model, save_nmsw, train_nmsw
+        from slicebudget.models.nmsw import build_nmsw_model, save_nmsw
+        from slicebudget.training.nmsw import train_nmsw
 
         params = dict(model_cfg.get("params", {}))
         if model_cfg.get("encoder"):
@@ -188,7 +189,7 @@ def execute_run(spec: dict, dataset_path: str, run_dir: str, on_progress: Progre
     """Run one grid point; write artifacts into ``run_dir``; return the result dict for the store."""
     import torch
 
-    from slicebudget.inference import predict_case
+    from slicebudget.models.predict import predict_case
     from slicebudget.metrics import case_metrics, summarize, write_results_csv
     from slicebudget.training import EvalCase, TrainingCase, TrainSpec, train_model
     from slicebudget.volume import SparseAnnotation

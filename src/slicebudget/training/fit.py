@@ -25,8 +25,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from slicebudget.inference.outputs import logits_from_output, resolve_device
-from slicebudget.inference.predict import predict_case
+from slicebudget.models.outputs import logits_from_output, resolve_device
+from slicebudget.models.predict import predict_case
 from slicebudget.training.augment import build_augmentation
 from slicebudget.training.losses import masked_dice_ce_loss
 from slicebudget.training.samplers import SliceBatchSampler, build_patch_queue, patch_batches

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from slicebudget.inference.nmsw import NMSWModel
+from slicebudget.models.nmsw import NMSWModel
 
 CLASSES = 3
 PATCH = (8, 12, 12)

@@ -5,10 +5,12 @@ import pytest
 import torch
 
 from slicebudget.errors import UserError
-from slicebudget.inference.nmsw import NMSWInferer, build_nmsw_model, load_nmsw, save_nmsw, train_nmsw
-from slicebudget.inference.nmsw.patches import select_patches
-from slicebudget.inference.nmsw.topk import gumbel_topk
-from slicebudget.inference.nmsw.train import nmsw_step
+from slicebudget.inference.nmsw import NMSWInferer
+from slicebudget.models.nmsw import build_nmsw_model, load_nmsw, save_nmsw
+from slicebudget.training.nmsw import train_nmsw
+from slicebudget.models.nmsw.patches import select_patches
+from slicebudget.models.nmsw.topk import gumbel_topk
+from slicebudget.training.nmsw import nmsw_step
 from slicebudget.training.spec import TrainingCase
 from slicebudget.volume import SparseAnnotation
 

@@ -32,11 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slicebudget.inference.nmsw.aggregate import blend_predictions
-from slicebudget.inference.nmsw.model import NMSWModel
-from slicebudget.inference.nmsw.patches import extract_patches, select_patches
-from slicebudget.inference.nmsw.topk import annealed_tau, distribution_entropy, gumbel_topk
-from slicebudget.inference.outputs import logits_from_output, resolve_device
+from slicebudget.models.nmsw.aggregate import blend_predictions
+from slicebudget.models.nmsw.model import NMSWModel
+from slicebudget.models.nmsw.patches import extract_patches, select_patches
+from slicebudget.models.nmsw.topk import annealed_tau, distribution_entropy, gumbel_topk
+from slicebudget.models.outputs import logits_from_output, resolve_device
+from slicebudget.training.fit import seeded
 from slicebudget.training.losses import masked_dice_ce_loss
 from slicebudget.training.spec import TrainingCase, TrainingDiverged
 
@@ -168,8 +169,6 @@ def train_nmsw(
     Returns the trained copy in eval mode and the facts a checkpoint keeps (``training``: the tau
     schedule and its final value, k, seed, ...). Raises TrainingDiverged on a non-finite loss.
     """
-    from slicebudget.training.fit import seeded  # late: slicebudget.training imports slicebudget.inference
-
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
     if not cases:
