@@ -32,7 +32,7 @@ def propagate_cmd(
     import numpy as np
 
     from slicebudget.io import read_labels, read_volume, write_volume
-    from slicebudget.propagation import get_propagator, propagate
+    from slicebudget.propagation import get_propagator, propagate, propagator_parameters
     from slicebudget.propagation.labels import check_declared, read_declared_labels
     from slicebudget.volume import SparseAnnotation
 
@@ -42,7 +42,7 @@ def propagate_cmd(
     encoded = read_labels(labels, like=volume)
     check_declared(encoded.array, ignore_label, declared, labels)
     annotation = SparseAnnotation.decode(encoded.array, ignore_label, name=str(labels))
-    params = {"model": model} if method == "sli2vol" and model is not None else {}
+    params = {"model": model} if model is not None and "model" in propagator_parameters(method) else {}
     with _progress_bar(f"propagating ({method})") as bar:
         task = bar.add_task("propagate", total=None)
         result = propagate(

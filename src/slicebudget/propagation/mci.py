@@ -6,6 +6,7 @@ import numpy as np
 
 from slicebudget.errors import UserError
 from slicebudget.propagation.common import (
+    Propagator,
     ProgressCallback,
     PropagationResult,
     find_gaps,
@@ -30,7 +31,7 @@ def _load_itk():
     return itk
 
 
-class MorphologicalContourPropagator:
+class MorphologicalContourPropagator(Propagator):
     """Interpolate each class between annotated slices with ITK's MorphologicalContourInterpolator.
 
     Each class is interpolated on its own, inside runs of annotated slices that hold the class:
@@ -41,9 +42,6 @@ class MorphologicalContourPropagator:
     restored exactly afterwards. Confidence inside a gap is
     ``1 - distance_to_nearer_annotated_slice / gap_width``, as for ``sdf``.
     """
-
-    def __init__(self):
-        pass
 
     def propagate(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from slicebudget.propagation.common import (
+    Propagator,
     ProgressCallback,
     PropagationResult,
     fill_inner_gaps,
@@ -12,7 +13,7 @@ from slicebudget.propagation.common import (
 from slicebudget.volume import SparseAnnotation
 
 
-class NearestSlicePropagator:
+class NearestSlicePropagator(Propagator):
     """Fill each slice between two annotated slices with a copy of the nearer one.
 
     Ties (a slice exactly half-way) take the lower slice. An annotated-empty neighbour is copied like

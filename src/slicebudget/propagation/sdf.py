@@ -6,6 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from slicebudget.propagation.common import (
+    Propagator,
     ProgressCallback,
     PropagationResult,
     fill_inner_gaps,
@@ -23,7 +24,7 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
     return np.where(mask, 0.5 - inside, outside - 0.5).astype(np.float32)
 
 
-class SignedDistancePropagator:
+class SignedDistancePropagator(Propagator):
     """Linear interpolation of per-class signed distance maps between two annotated slices.
 
     Each class is interpolated on its own; where two classes both claim a pixel, the one deeper
