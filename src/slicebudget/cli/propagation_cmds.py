@@ -10,9 +10,9 @@ from slicebudget.cli.app import app, bench_app, propagation_app
 
 
 def _progress_bar(description: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from slicebudget.cli.console import progress_bar
 
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+    return progress_bar(description)
 
 
 @app.command("propagate")

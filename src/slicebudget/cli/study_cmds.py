@@ -59,9 +59,9 @@ def run(
 @app.command("status")
 def status(study_dir: Path = typer.Argument(..., help="A study folder written by `budget-study run`.")):
     """Count the study's runs by status, and say whether a runner is at work on it."""
-    from rich.console import Console
     from rich.table import Table
 
+    from slicebudget.cli.console import output_console
     from slicebudget.study.progress import describe_run
     from slicebudget.study.runner import lock_holder
     from slicebudget.study.store import STATUSES, StudyStore
@@ -75,7 +75,7 @@ def status(study_dir: Path = typer.Argument(..., help="A study folder written by
     for name in STATUSES:
         table.add_row(name, str(counts[name]))
     table.add_row("[bold]total[/bold]", f"[bold]{sum(counts.values())}[/bold]")
-    console = Console()
+    console = output_console()
     console.print(table)
     holder = lock_holder(study_dir)
     if holder:
