@@ -10,26 +10,18 @@ from torch import nn
 from slicebudget.training import EvalCase, TrainingCase
 from slicebudget.volume import SparseAnnotation
 
+from ..conftest import ellipsoid_volume  # noqa: TID252
 
-def blob_volume(seed: int, shape=(12, 32, 32)) -> tuple[np.ndarray, np.ndarray]:
-    """A bright ellipsoid (label 1) in noise: (image (1, D, H, W) float32, labels (D, H, W))."""
-    rng = np.random.default_rng(seed)
-    d, h, w = shape
-    centre = np.array([d / 2, h / 2, w / 2]) + rng.uniform(-3, 3, size=3)
-    radii = np.array([d / 3, h / 4, w / 4]) * rng.uniform(0.8, 1.2, size=3)
-    grid = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), axis=-1)
-    labels = (((grid - centre) / radii) ** 2).sum(axis=-1) <= 1
-    image = labels.astype(np.float32) * 2.0 - 1.0 + rng.normal(0, 0.5, size=shape).astype(np.float32)
-    return image[None], labels.astype(np.int64)
+
 
 
 def sparse_case(seed: int, slices, shape=(12, 32, 32)) -> TrainingCase:
-    image, labels = blob_volume(seed, shape)
+    image, labels = ellipsoid_volume(seed, shape)
     return TrainingCase(f"case_{seed}", image, SparseAnnotation.from_dense(labels, slices))
 
 
 def eval_case(seed: int, shape=(12, 32, 32)) -> EvalCase:
-    image, labels = blob_volume(seed, shape)
+    image, labels = ellipsoid_volume(seed, shape)
     return EvalCase(f"val_{seed}", image, labels, (2.0, 1.0, 1.0))
 
 
@@ -53,15 +45,6 @@ class TinyNet3d(nn.Module):
 
     def forward(self, x):
         return self.body(x)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors run fastest on one thread, and the test machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from slicebudget.training.nmsw import nmsw_step
 from slicebudget.training.spec import TrainingCase
 from slicebudget.volume import SparseAnnotation
 
-from .conftest import CLASSES, PATCH, VOLUME, TinyNet, blob_labels, make_model
+from ...conftest import cored_ball_labels as blob_labels  # noqa: TID252
+from .conftest import CLASSES, PATCH, VOLUME, TinyNet, make_model
 
 
 def cases(n: int = 2, annotated_every: int = 1) -> list[TrainingCase]:
