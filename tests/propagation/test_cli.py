@@ -122,3 +122,31 @@ def test_speed_bench_times_a_whole_volume(capsys):
     assert line.startswith("sli2vol, 12 x 64 x 64, 1 thread(s):") and "s per pair" in line
     pairs = int(line.split(" slice pairs")[0].rsplit(" ", 1)[-1])
     assert 0 < pairs <= 11  # one annotated slice, propagated until the disc or the volume ends
+
+
+def test_sidecar_names_each_slice_source_and_confidence(files, capsys):
+    tmp_path, *_ = files
+    code, out = _run(tmp_path, "--max-beyond", "1", method="sli2vol")
+    assert code == 0
+    sidecar = json.loads((tmp_path / "dense.provenance.json").read_text())
+    assert sidecar["format"] == "slicebudget-propagation" and sidecar["labels"] == "dense.nrrd"
+    assert sidecar["parameters"] == {"max_beyond": 1}
+    slices = sidecar["slices"]
+    assert [s["slice"] for s in slices] == list(range(16))
+    assert [s["slice"] for s in slices if s["provenance"] == "human"] == ANNOTATED
+    assert all(s["confidence"] == 1.0 for s in slices if s["provenance"] == "human")
+    assert all(s["confidence"] < 1.0 for s in slices if s["provenance"] != "human")
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    # max_beyond 1: one slice past each outermost annotated slice at most, the rest stopped
+    assert [s["provenance"] for s in slices[:4]] == ["stopped"] * 4 and not labels[:4].any()
+    assert slices[4]["provenance"] == "learned" and slices[7]["provenance"] in ("learned", "interpolation")
+    assert "dense.provenance.json" in capsys.readouterr().out
+
+
+def test_sli2vol_options_with_another_method_are_refused(files, capsys):
+    tmp_path, *_ = files
+    code, out = _run(tmp_path, "--fallback", "none", method="sdf")
+    _assert_refused(capsys, code, out, "--fallback applies to method sli2vol only")
+    assert not (tmp_path / "dense.provenance.json").exists()
+    code, out = _run(tmp_path, "--fallback", "linear", method="sli2vol")
+    _assert_refused(capsys, code, out, "fallback 'linear'")

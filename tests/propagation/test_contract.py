@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from slicebudget.errors import UserError
-from slicebudget.propagation import PROPAGATORS, Propagator, get_propagator, propagate
+from slicebudget.propagation import PROPAGATORS, PROVENANCES, Propagator, get_propagator, propagate
 from slicebudget.volume import SparseAnnotation
 
 # Object on slices 4..15. Annotated: 6 and 12 (both hold classes 1 and 2), 14 annotated as EMPTY
@@ -67,6 +67,21 @@ def test_fills_between_and_keeps_both_classes(case, outcome):
             got = result.labels[j] == c
             assert got.any(), f"{method}: class {c} missing on slice {j}"
             assert (got & truth).sum() / (got | truth).sum() > 0.25  # sanity: right place, not quality
+
+
+def test_provenance_names_every_slice(case, outcome):
+    _, _, annotation = case
+    method, result, _ = outcome
+    assert set(result.provenance) <= set(PROVENANCES)
+    assert list(result.provenance[ANNOTATED]) == ["human"] * len(ANNOTATED)
+    assert not np.any(result.provenance[~annotation.annotated] == "human")
+    expected = {"sli2vol": "learned", "nearest": "nearest"}.get(method, "interpolation")
+    assert list(result.provenance[[8, 9, 10]]) == [expected] * 3
+    # Nothing is written behind the empty slice 14: left empty by the method, or by sli2vol's stop rule.
+    assert set(result.provenance[[15, 16, 18, 19]]) <= {"none", "stopped"}
+    # A slice left empty holds no labels; a machine slice is never as certain as a human one.
+    assert not result.labels[np.isin(result.provenance, ["none", "stopped"])].any()
+    assert np.all(result.confidence[~annotation.annotated] < 1.0)
 
 
 def test_progress_reports_reach_total(outcome):

@@ -101,20 +101,23 @@ def test_lost_match_inside_a_gap_falls_back_to_interpolation():
     annotation = _faint_blob(upper_empty=False)
     without = propagate_by_chains(annotation, _diffuse_step, CLASSES, StopRule())
     assert not without.labels[1:4].any()  # both chains die on their first step: the blob is lost
-    result = propagate_by_chains(annotation, _diffuse_step, CLASSES, StopRule(), interpolation_prior=True)
+    assert list(without.provenance[1:4]) == ["stopped"] * 3
+    result = propagate_by_chains(annotation, _diffuse_step, CLASSES, StopRule(), fallback=True)
     expected = interpolate_gap(annotation.labels[0], annotation.labels[4], 4)
     np.testing.assert_array_equal(result.labels[1:4], expected)
     assert all(result.labels[j].sum() >= 16 for j in (1, 2, 3))  # recovered on every gap slice
-    np.testing.assert_array_equal(result.confidence[1:4], [1.0, 1.0, 1.0])  # the trust at death
+    # Marked as the fallback's, with the interpolation's own score: never a human slice's 1.0.
+    assert list(result.provenance[1:4]) == ["interpolation"] * 3
+    np.testing.assert_allclose(result.confidence[1:4], [0.75, 0.5, 0.75])
 
 
 def test_lost_match_towards_an_empty_slice_shrinks_but_a_seen_ending_is_kept():
     annotation = _faint_blob(upper_empty=True)
-    lost = propagate_by_chains(annotation, _diffuse_step, CLASSES, StopRule(), interpolation_prior=True)
+    lost = propagate_by_chains(annotation, _diffuse_step, CLASSES, StopRule(), fallback=True)
     areas = [int(lost.labels[j].sum()) for j in (1, 2, 3)]
     assert areas[0] > 0 and areas[0] >= areas[1] and areas[2] == 0  # shrinks, vanishes before the empty slice
-    assert lost.confidence[3] == 0.0
-    seen = propagate_by_chains(annotation, _rejecting_step, CLASSES, StopRule(), interpolation_prior=True)
+    assert list(lost.provenance[1:4]) == ["interpolation"] * 3 and lost.confidence[3] < 1.0
+    seen = propagate_by_chains(annotation, _rejecting_step, CLASSES, StopRule(), fallback=True)
     assert not seen.labels[1:4].any()  # a sharp proposal the image rejected is believed
 
 
@@ -128,7 +131,7 @@ def test_a_chain_that_thins_out_before_going_diffuse_is_believed():
     def thinning(src, dst, src_labels, keep_area=False):  # carries the blob one slice, then goes diffuse
         return (_copy_step({1: 1.0, -1: 1.0}) if dst == 1 else _diffuse_step)(src, dst, src_labels)
 
-    result = propagate_by_chains(annotation, thinning, CLASSES, StopRule(), interpolation_prior=True)
+    result = propagate_by_chains(annotation, thinning, CLASSES, StopRule(), fallback=True)
     np.testing.assert_array_equal(result.labels[1], annotation.labels[0])
     assert not result.labels[2:6].any()  # the ending the chain watched is kept, not interpolated
 

@@ -131,3 +131,24 @@ def test_stop_rule_follows_the_image_beyond_the_outermost_slice(make_blob, measu
     assert measure_iou(result.labels > 0, dense > 0) > 0.75
     assert result.confidence[0] == 0.0 and result.confidence[19] == 0.0
     assert result.confidence[10] > result.confidence[14] > 0.0
+
+
+def test_max_beyond_stops_chains_past_the_outermost_slice(make_blob):
+    image, dense = make_blob(depth=20, size=40, first=4, last=15, core=False)
+    annotation = SparseAnnotation.from_dense(dense, [9, 11])
+    result = propagate(image, annotation, method="sli2vol", device="cpu", max_beyond=2)
+    reached = [j for j in range(20) if result.labels[j].any()]
+    assert reached == [7, 8, 9, 10, 11, 12, 13], reached
+    assert list(result.provenance[[7, 8, 10, 12, 13]]) == ["learned"] * 5
+    assert set(result.provenance[[*range(0, 7), *range(14, 20)]]) == {"stopped"}
+
+
+def test_fallback_none_leaves_lost_matches_to_the_chains_and_bad_values_are_refused(make_blob):
+    image, dense = make_blob(depth=12, size=24, first=2, last=9, core=False)
+    annotation = SparseAnnotation.from_dense(dense, [3, 8])
+    result = propagate(image, annotation, method="sli2vol", device="cpu", fallback="none")
+    assert "interpolation" not in set(result.provenance)
+    with pytest.raises(UserError, match="fallback 'linear'; choose from sdf, none"):
+        propagate(image, annotation, method="sli2vol", fallback="linear")
+    with pytest.raises(UserError, match="max_beyond"):
+        propagate(image, annotation, method="sli2vol", max_beyond=-1)

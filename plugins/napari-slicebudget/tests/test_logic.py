@@ -133,7 +133,8 @@ def _timed_ledger() -> SliceLedger:
     clock.advance(3.5)
     work.mark_empty(9)
     clock.advance(12.0)
-    work.propose(PropagationResult(np.ones((12, 6, 6), np.uint8), np.full(12, 0.5)), "sdf")
+    work.propose(PropagationResult(np.ones((12, 6, 6), np.uint8), np.full(12, 0.5),
+                                   np.full(12, "interpolation", dtype=object)), "sdf")
     clock.advance(6.0)
     work.activity()
     work.arrived()

@@ -86,7 +86,8 @@ def _random_result(seed: int) -> PropagationResult:
     # an adversarial propagation: foreground and confidence anywhere, human slices included
     rng = np.random.default_rng(seed)
     labels = (rng.random((DEPTH, SIZE, SIZE)) < 0.3).astype(np.uint8) * rng.integers(1, 3, (DEPTH, 1, 1)).astype(np.uint8)
-    return PropagationResult(labels, rng.random(DEPTH) * (rng.random(DEPTH) < 0.8))
+    confidence = rng.random(DEPTH) * (rng.random(DEPTH) < 0.8)
+    return PropagationResult(labels, confidence, np.where(confidence > 0, "learned", "stopped").astype(object))
 
 
 class Day:

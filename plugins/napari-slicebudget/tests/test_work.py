@@ -23,7 +23,8 @@ def _result(depth=8, fill=(), confidence=0.6) -> PropagationResult:
     labels = np.zeros((depth, 8, 8), np.uint8)
     for s in fill:
         labels[s, 1:6, 1:6] = 1
-    return PropagationResult(labels, np.full(depth, confidence))
+    provenance = np.full(depth, "interpolation" if confidence > 0 else "none", dtype=object)
+    return PropagationResult(labels, np.full(depth, confidence), provenance)
 
 
 def test_strokes_undo_redo_follow_the_store():
@@ -70,7 +71,7 @@ def test_propagation_proposes_only_where_nothing_human_and_undoes_as_one_step():
     assert work.ledger.pending_review.tolist() == [2, 3, 6]
     assert "proposed 3 slices" in change.message and "3 more reached, nothing found" in change.message
     assert store.data[1].max() == 2 and not store.data[4].any()  # human slices untouched
-    assert work.ledger.machine[2] == MachineLabel("sdf", "sdf", 0.6)
+    assert work.ledger.machine[2] == MachineLabel("sdf", "interpolation", 0.6)
     work.review([2], accept=True)
     work.review([3], accept=False)
     assert work.ledger.provenance[2] == MACHINE_ACCEPTED and not store.data[3].any()

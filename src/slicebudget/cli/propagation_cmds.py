@@ -26,23 +26,40 @@ def propagate_cmd(
         None, "--dataset", help="dataset.json (or its folder) declaring the label values; checked if given."
     ),
     model: Path | None = typer.Option(None, "--model", help="sli2vol model file (default: the shipped model)."),
+    fallback: str | None = typer.Option(
+        None, "--fallback", help="sli2vol only: sdf (default; lost matches between annotated slices take the "
+        "signed-distance interpolation) or none."
+    ),
+    max_beyond: int | None = typer.Option(
+        None, "--max-beyond", min=0, help="sli2vol only: at most N slices beyond the outermost annotated slice."
+    ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: GPU when present)."),
 ):
-    """Propagate a sparse slice annotation into dense labels."""
+    """Propagate a sparse slice annotation into dense labels; a JSON sidecar next to them
+    (NAME.provenance.json) says where each slice came from and its calibrated confidence."""
     import numpy as np
 
+    from collections import Counter
+
+    from slicebudget.errors import UserError
     from slicebudget.io import read_labels, read_volume, write_volume
-    from slicebudget.propagation import get_propagator, propagate, propagator_parameters
+    from slicebudget.propagation import PROPAGATORS, PROVENANCES, get_propagator, propagate, propagator_parameters
+    from slicebudget.propagation.sidecar import write_sidecar
     from slicebudget.propagation.labels import check_declared, read_declared_labels
     from slicebudget.volume import SparseAnnotation
 
-    get_propagator(method)  # refuse an unknown method before reading anything
+    given = {"model": model, "fallback": fallback, "max_beyond": max_beyond}
+    params = {k: v for k, v in given.items() if v is not None}
+    foreign = [k for k in params if k not in propagator_parameters(method)]
+    if foreign:
+        takers = [m for m in PROPAGATORS if foreign[0] in propagator_parameters(m)]
+        raise UserError(f"--{foreign[0].replace('_', '-')} applies to method {' or '.join(takers)} only, not {method!r}")
+    get_propagator(method, **params)  # refuse an unknown method or parameter before reading anything
     declared = read_declared_labels(dataset) if dataset is not None else None
     volume = read_volume(image)
     encoded = read_labels(labels, like=volume)
     check_declared(encoded.array, ignore_label, declared, labels)
     annotation = SparseAnnotation.decode(encoded.array, ignore_label, name=str(labels))
-    params = {"model": model} if model is not None and "model" in propagator_parameters(method) else {}
     with _progress_bar(f"propagating ({method})") as bar:
         task = bar.add_task("propagate", total=None)
         result = propagate(
@@ -54,11 +71,10 @@ def propagate_cmd(
             **params,
         )
     write_volume(result.labels.astype(annotation.labels.dtype), like=volume, path=out)
-    filled = int((~annotation.annotated & (result.confidence > 0)).sum())
-    typer.echo(
-        f"wrote {out} ({method}: {int(annotation.annotated.sum())} annotated slices, "
-        f"{filled} propagated, {volume.n_slices} in all)"
-    )
+    sidecar = write_sidecar(result, out, method, params)
+    counts = Counter(result.provenance[~annotation.annotated])
+    made = ", ".join(f"{counts[p]} {p}" for p in PROVENANCES if counts[p])
+    typer.echo(f"wrote {out} and {sidecar.name} ({method}: {int(annotation.annotated.sum())} annotated slices, {made})")
 
 
 @propagation_app.command("train")

@@ -3,7 +3,9 @@
     from slicebudget.propagation import propagate
     result = propagate(image, annotation, method="sli2vol")   # or "sdf", "nearest", "mci"
     result.labels      # (D, H, W) ints; human-annotated slices exactly as given
-    result.confidence  # (D,) in [0, 1]; 1 on human slices, 0 where nothing was propagated
+    result.confidence  # (D,) in [0, 1]; 1 on human slices only
+    result.provenance  # (D,) where each slice came from: human, learned, interpolation, nearest,
+                       # stopped (sli2vol's stop rule left it empty) or none (the method fills nothing there)
 
 ``sli2vol`` is learned (self-supervised, shipped model) and follows the image beyond the outermost
 annotated slices until its stop rule ends it; ``sdf``, ``nearest`` and ``mci`` interpolate between
@@ -14,7 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from slicebudget.propagation.common import ProgressCallback, PropagationResult, Propagator, check_inputs
+from slicebudget.propagation.common import (
+    HUMAN,
+    PROVENANCES,
+    ProgressCallback,
+    PropagationResult,
+    Propagator,
+    check_inputs,
+)
 from slicebudget.propagation.registry import PROPAGATORS, get_propagator, propagator_parameters
 from slicebudget.volume import SparseAnnotation
 
@@ -41,8 +50,10 @@ def propagate(
     # Human slices are returned exactly as given, whatever the method did around them.
     labels = result.labels.astype(annotation.labels.dtype, copy=False)
     labels[annotation.annotated] = annotation.labels[annotation.annotated]
+    provenance = np.where(annotation.annotated, HUMAN, result.provenance).astype(object)
     confidence = np.where(annotation.annotated, 1.0, result.confidence)
-    return PropagationResult(labels, confidence)
+    return PropagationResult(labels, confidence, provenance, result.signal)
 
 
-__all__ = ["PROPAGATORS", "PropagationResult", "Propagator", "get_propagator", "propagate", "propagator_parameters"]
+__all__ = ["PROPAGATORS", "PROVENANCES", "PropagationResult", "Propagator", "get_propagator", "propagate",
+           "propagator_parameters"]

@@ -18,20 +18,45 @@ from slicebudget.volume import SparseAnnotation
 
 ProgressCallback = Callable[[int, int], None]
 
+# Where each slice's labels came from (``PropagationResult.provenance``):
+HUMAN = "human"  # an annotated slice, returned exactly as given
+LEARNED = "learned"  # carried by the learned propagator (sli2vol), verified by the image
+INTERPOLATION = "interpolation"  # shape interpolation of the bounding human masks (sdf, mci, or
+#                                  sli2vol's fallback where its chains lost the object)
+NEAREST = "nearest"  # a copy of the nearer annotated slice
+STOPPED = "stopped"  # left empty: sli2vol's stop rule (or max_beyond) ended its chain before this slice
+NONE = "none"  # left empty: the method does not fill here (beyond the outermost annotated slice for
+#                the interpolators, or between two slices annotated as empty)
+PROVENANCES = (HUMAN, LEARNED, INTERPOLATION, NEAREST, STOPPED, NONE)
+FILLED = frozenset({LEARNED, INTERPOLATION, NEAREST})  # provenances whose labels a method wrote
+
 
 @dataclass(frozen=True, eq=False)
 class PropagationResult:
-    """Dense labels (D, H, W) and a per-slice confidence (D,) in [0, 1].
+    """Dense labels (D, H, W), a per-slice confidence (D,) in [0, 1] and a per-slice provenance (D,).
 
-    Confidence is 1.0 on human-annotated slices and 0.0 on slices nothing was propagated to.
+    ``confidence`` is 1.0 on human-annotated slices only. From :func:`slicebudget.propagation.propagate`
+    it is calibrated: the IoU the slice's labels are expected to have against the truth (for an empty
+    ``stopped`` or ``none`` slice, the chance that it is truly empty). ``signal`` is the method's raw
+    per-slice score the calibration maps from (None where no method set one).
     """
 
     labels: np.ndarray
     confidence: np.ndarray
+    provenance: np.ndarray | None = None
+    signal: np.ndarray | None = None
 
     def __post_init__(self):
         if self.labels.ndim != 3 or self.confidence.shape != (self.labels.shape[0],):
             raise ValueError("labels must be (D, H, W) and confidence (D,)")
+        if self.provenance is None:
+            object.__setattr__(self, "provenance", np.full(self.labels.shape[0], NONE, dtype=object))
+        if self.provenance.shape != self.confidence.shape:
+            raise ValueError("provenance must be (D,)")
+
+    def filled(self) -> np.ndarray:
+        """(D,) bool: slices a method wrote labels on (not human, not left empty)."""
+        return np.isin(self.provenance, list(FILLED))
 
 
 @runtime_checkable
@@ -40,7 +65,7 @@ class Propagator(Protocol):
     (scikit-learn style, so ``type(p)(**p.get_params())`` rebuilds it), then ``propagate``.
 
     Methods subclass this Protocol to inherit :meth:`get_params`; ``propagate`` returns labels
-    (D, H, W) and per-slice confidence, calls ``progress(done, total)`` as slices are processed, and
+    (D, H, W) with per-slice confidence and provenance, calls ``progress(done, total)`` as slices are processed, and
     may leave human slices to :func:`slicebudget.propagation.propagate`, which restores them exactly.
     """
 
@@ -115,11 +140,13 @@ def class_ids(annotation: SparseAnnotation) -> np.ndarray:
     return values[values != 0]
 
 
-def start_result(annotation: SparseAnnotation) -> tuple[np.ndarray, np.ndarray]:
-    """Labels holding only the human slices, and their confidence (1 there, 0 elsewhere)."""
+def start_result(annotation: SparseAnnotation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels holding only the human slices, their confidence (1 there, 0 elsewhere) and provenance
+    (``human`` there, ``none`` elsewhere)."""
     labels = np.where(annotation.annotated[:, None, None], annotation.labels, 0).astype(annotation.labels.dtype)
     confidence = annotation.annotated.astype(np.float64)
-    return labels, confidence
+    provenance = np.where(annotation.annotated, HUMAN, NONE).astype(object)
+    return labels, confidence, provenance
 
 
 def is_empty(annotation: SparseAnnotation, index: int) -> bool:
@@ -135,21 +162,24 @@ def fill_inner_gaps(
     annotation: SparseAnnotation,
     fill_gap: Callable[[np.ndarray, np.ndarray, int], np.ndarray],
     progress: ProgressCallback | None = None,
+    provenance: str = INTERPOLATION,
 ) -> PropagationResult:
     """The classical interpolators' shared loop: fill each gap bounded by annotated slices.
 
     ``fill_gap(lower, upper, width)`` returns labels for the ``width - 1`` slices strictly between the
-    bounding slices ``lower`` and ``upper``. Beyond the outermost annotated slices nothing is filled.
+    bounding slices ``lower`` and ``upper``; those slices get ``provenance``. Beyond the outermost
+    annotated slices, and between two slices annotated as empty, nothing is filled (``none``).
     """
-    labels, confidence = start_result(annotation)
+    labels, confidence, sources = start_result(annotation)
     gaps = [g for g in find_gaps(annotation.annotated) if g.before is not None and g.after is not None]
     for done, gap in enumerate(gaps):
         filled = fill_gap(annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before)
         for offset, j in enumerate(gap.slices):
             labels[j] = filled[offset]
             confidence[j] = interpolation_confidence(annotation, gap, j)
+            sources[j] = provenance if confidence[j] > 0 else NONE
         report(progress, done + 1, len(gaps))
-    return PropagationResult(labels, confidence)
+    return PropagationResult(labels, confidence, sources, confidence.copy())
 
 
 def interpolation_confidence(annotation: SparseAnnotation, gap: Gap, index: int) -> float:

@@ -6,6 +6,8 @@ import numpy as np
 
 from slicebudget.errors import UserError
 from slicebudget.propagation.common import (
+    INTERPOLATION,
+    NONE,
     Propagator,
     ProgressCallback,
     PropagationResult,
@@ -50,7 +52,7 @@ class MorphologicalContourPropagator(Propagator):
         progress: ProgressCallback | None = None,
     ) -> PropagationResult:
         itk = _load_itk()
-        labels, confidence = start_result(annotation)
+        labels, confidence, provenance = start_result(annotation)
         annotated = annotation.annotated_slices
         present = annotation.labels.reshape(annotation.labels.shape[0], -1)
         classes = [int(c) for c in np.unique(annotation.labels[annotation.annotated]) if c != 0]
@@ -67,7 +69,8 @@ class MorphologicalContourPropagator(Propagator):
                 continue
             for j in gap.slices:
                 confidence[j] = interpolation_confidence(annotation, gap, j)
-        return PropagationResult(labels, confidence)
+                provenance[j] = INTERPOLATION if confidence[j] > 0 else NONE
+        return PropagationResult(labels, confidence, provenance, confidence.copy())
 
 
 def _runs_with_class(annotated: np.ndarray, present: np.ndarray, c: int) -> list[tuple[int, int]]:

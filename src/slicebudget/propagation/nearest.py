@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from slicebudget.propagation.common import (
+    NEAREST,
     Propagator,
     ProgressCallback,
     PropagationResult,
@@ -30,7 +31,7 @@ class NearestSlicePropagator(Propagator):
         annotation: SparseAnnotation,
         progress: ProgressCallback | None = None,
     ) -> PropagationResult:
-        return fill_inner_gaps(annotation, copy_nearer, progress)
+        return fill_inner_gaps(annotation, copy_nearer, progress, NEAREST)
 
 
 def copy_nearer(lower: np.ndarray, upper: np.ndarray, width: int) -> np.ndarray:

@@ -9,7 +9,7 @@ an unannotated slice first decide it. Here instead:
 * a gap bounded by an annotated-empty slice is propagated from its non-empty side only, and never
   enters the empty slice: "empty" is a human statement, so nothing crosses it;
 * inside either kind of gap the shape is known at both ends (an empty slice is a shape too), so a
-  chain that died on a *lost* match need not vote "background": with ``interpolation_prior`` it
+  chain that died on a *lost* match need not vote "background": with ``fallback`` it
   votes the signed-distance interpolation of the two bounding human masks (as in ``sdf``) with the
   trust it had when it died. A match is lost when the carried probability is spread so thin that
   the argmax keeps under half its mass (a small faint lesion): the image never got a say. In a gap
@@ -19,8 +19,16 @@ an unannotated slice first decide it. Here instead:
   with the object on both sides any dead chain votes the interpolation, since it cannot end there;
 * inside a gap with the object on both sides a chain's diffuse carry lost the object rather than
   saw it end, so it is decoded by area (``keep_area``) and verification judges where it went;
-* beyond the outermost annotated slices a chain runs until the image stops it (the stop rule);
+* beyond the outermost annotated slices a chain runs until the image stops it (the stop rule), or
+  for at most ``max_beyond`` slices when that is set;
 * human-annotated slices are copied unchanged and are never propagated onto.
+
+Every slice gets a provenance: ``learned`` where a live chain's carry outweighs the fallback's vote,
+``interpolation`` where the fallback decided it, ``stopped`` where no chain reached it (or both
+died without a fallback), ``none`` between two slices annotated as empty. Its raw signal is the
+chains' trust for ``learned`` slices and the interpolation's own score
+(:func:`~slicebudget.propagation.common.interpolation_confidence`) for fallback slices, so a
+fallback slice is calibrated as the interpolation is, never as certain as a human slice.
 
 The stop rule is image-driven, not a fixed count: a chain dies when verification leaves no
 foreground, when the foreground collapses (shrinks to under ``collapse_ratio`` of the previous
@@ -37,10 +45,15 @@ import numpy as np
 from scipy import ndimage
 
 from slicebudget.propagation.common import (
+    INTERPOLATION,
+    LEARNED,
+    NONE,
+    STOPPED,
     Gap,
     ProgressCallback,
     PropagationResult,
     find_gaps,
+    interpolation_confidence,
     is_empty,
     report,
     start_result,
@@ -59,6 +72,7 @@ class StopRule:
     min_confidence: float = 0.05
     min_area: int = 3
     collapse_ratio: float = 0.25
+    max_beyond: int | None = None  # at most this many slices beyond the outermost annotated slice
 
     def dies(self, area: int, previous_area: int, confidence: float) -> bool:
         return (
@@ -129,21 +143,26 @@ def _write_one_sided(
     slices,
     labels: np.ndarray,
     confidence: np.ndarray,
+    provenance: np.ndarray,
     prior: np.ndarray | None = None,
+    prior_signal: np.ndarray | None = None,
 ) -> None:
-    """Write a one-sided chain; where it died, ``prior`` (labels per slice of ``slices``) takes over."""
+    """Write a one-sided chain; where it died, ``prior`` (labels per slice of ``slices``) takes over,
+    with ``prior_signal`` (the interpolation's own score per slice) as its raw confidence."""
     for j, s in zip(slices, chain):
         if s.alive:
             labels[j] = s.labels
             confidence[j] = s.confidence
+            provenance[j] = LEARNED
     if prior is not None and len(chain) == 1 and chain[0].undecided:
         # The match was lost on the very first step from the human slice (not stopped by the
         # image): the interpolation towards the human "empty" slice decides instead (it shrinks the
-        # shape and vanishes half-way), trusted as the human slice is. A chain that carried the
-        # object for a while and then went diffuse watched it thin out: that ending is kept.
+        # shape and vanishes half-way). A chain that carried the object for a while and then went
+        # diffuse watched it thin out: that ending is kept.
         for k in range(len(slices)):
             labels[slices[k]] = prior[k]
-            confidence[slices[k]] = chain[-1].confidence if prior[k].any() else 0.0
+            confidence[slices[k]] = prior_signal[k]
+            provenance[slices[k]] = INTERPOLATION
 
 
 def _blend(
@@ -154,14 +173,16 @@ def _blend(
     channel_classes: np.ndarray,
     shape: tuple[int, int],
     prior: np.ndarray | None = None,
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, float, bool]:
     """Per-pixel blend of the two chains' probabilities; a dead chain votes background, or the
     interpolation ``prior`` (class ids, (H, W)) when one is given.
 
     Each chain's weight is its confidence times the distance to the *other* bounding slice, so at
     equal confidence the nearer human slice dominates and the weights match linear interpolation.
+    Returns labels, the blended trust, and whether the prior's votes outweighed the live chains'.
     """
     votes = []
+    prior_weight = 0.0
     for s, distance_to_other in ((forward, d_after), (backward, d_before)):
         if s is None:
             continue
@@ -169,15 +190,16 @@ def _blend(
         if p is None:
             fallback = prior if prior is not None else np.zeros(shape, dtype=channel_classes.dtype)
             p = np.stack([fallback == c for c in channel_classes]).astype(np.float32)
+            prior_weight += s.confidence * distance_to_other if prior is not None else 0.0
         votes.append((s.confidence * distance_to_other, p, s.confidence))
     total = sum(w for w, _, _ in votes)
     if total <= 0 or (prior is None and all(s.probs is None for s in (forward, backward) if s is not None)):
-        return np.zeros(shape, dtype=channel_classes.dtype), 0.0
+        return np.zeros(shape, dtype=channel_classes.dtype), 0.0, False
     blended = sum(w * p for w, p, _ in votes) / total
     labels = channel_classes[blended.argmax(axis=0)]
     for c in channel_classes[1:]:
         labels[ndimage.binary_fill_holes(labels == c) & (labels == 0)] = c
-    return labels, float(sum(w * c for w, _, c in votes) / total)
+    return labels, float(sum(w * c for w, _, c in votes) / total), prior_weight > total - prior_weight
 
 
 def propagate_by_chains(
@@ -186,12 +208,16 @@ def propagate_by_chains(
     channel_classes: np.ndarray,
     rule: StopRule,
     progress: ProgressCallback | None = None,
-    interpolation_prior: bool = False,
+    fallback: bool = False,
 ) -> PropagationResult:
-    """Fill every gap of ``annotation`` with chains of ``step`` calls (see the module docstring)."""
-    labels, confidence = start_result(annotation)
+    """Fill every gap of ``annotation`` with chains of ``step`` calls (see the module docstring).
+
+    ``fallback``: inside a gap bounded by annotated slices, a chain that died on a lost match votes
+    the signed-distance interpolation of the two human masks instead of background.
+    """
+    labels, confidence, provenance = start_result(annotation)
     gaps = find_gaps(annotation.annotated)
-    total = sum(len(g.slices) * (2 if _two_sided(annotation, g) else 1) for g in gaps)
+    total = sum(len(_targets(g, rule)) * (2 if _two_sided(annotation, g) else 1) for g in gaps)
     done = [0]
 
     def tick() -> None:
@@ -201,6 +227,13 @@ def propagate_by_chains(
     for gap in gaps:
         lower = gap.before is not None and not is_empty(annotation, gap.before)
         upper = gap.after is not None and not is_empty(annotation, gap.after)
+        if not (lower or upper):
+            continue  # between two empty slices (or an empty slice and the volume's end): "none"
+        provenance[list(gap.slices)] = STOPPED  # until a chain or the fallback writes a slice
+        prior = prior_signal = None
+        if fallback and gap.before is not None and gap.after is not None:
+            prior = interpolate_gap(annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before)
+            prior_signal = np.array([interpolation_confidence(annotation, gap, j) for j in gap.slices])
         if lower and upper:
             # The object is on both sides, so a chain's diffuse carry lost it rather than saw it end.
             forward = run_chain(
@@ -210,33 +243,39 @@ def propagate_by_chains(
                 step, gap.after, gap.slices[::-1], annotation.labels[gap.after], rule, tick, channel_classes, True
             )
             backward = backward[::-1]
-            prior = None
-            if interpolation_prior:
-                prior = interpolate_gap(
-                    annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before
-                )
             n_back_missing = len(gap.slices) - len(backward)
             for offset, j in enumerate(gap.slices):
                 f = forward[offset] if offset < len(forward) else (forward[-1] if not forward[-1].alive else None)
                 bi = offset - n_back_missing
                 b = backward[bi] if bi >= 0 else (backward[0] if not backward[0].alive else None)
-                labels[j], confidence[j] = _blend(
+                labels[j], confidence[j], by_prior = _blend(
                     f, b, j - gap.before, gap.after - j, channel_classes, labels.shape[1:],
                     None if prior is None else prior[offset],
                 )
-        elif lower or upper:
+                if by_prior:
+                    provenance[j], confidence[j] = INTERPOLATION, prior_signal[offset]
+                elif confidence[j] > 0:
+                    provenance[j] = LEARNED
+        else:
             # Bounded by an annotated-empty slice on one side, or open on one side.
-            start, targets = (gap.before, gap.slices) if lower else (gap.after, gap.slices[::-1])
+            targets = _targets(gap, rule)
+            start, targets = (gap.before, targets) if lower else (gap.after, targets[::-1])
             chain = run_chain(step, start, targets, annotation.labels[start], rule, tick, channel_classes)
-            prior = None
-            if interpolation_prior and gap.before is not None and gap.after is not None:
-                prior = interpolate_gap(
-                    annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before
-                )
-                prior = prior if lower else prior[::-1]
-            _write_one_sided(chain, targets, labels, confidence, prior)
+            if prior is not None and not lower:
+                prior, prior_signal = prior[::-1], prior_signal[::-1]
+            _write_one_sided(chain, targets, labels, confidence, provenance, prior, prior_signal)
     report(progress, total, total)
-    return PropagationResult(labels, np.clip(confidence, 0.0, 1.0))
+    confidence = np.clip(confidence, 0.0, 1.0)
+    return PropagationResult(labels, confidence, provenance, confidence.copy())
+
+
+def _targets(gap: Gap, rule: StopRule) -> range:
+    """The slices of ``gap`` chains may reach: all of an inner gap; of an outer gap (open on one side),
+    the ``rule.max_beyond`` slices next to the annotated side when that is set."""
+    if rule.max_beyond is None or (gap.before is not None and gap.after is not None):
+        return gap.slices
+    n = min(rule.max_beyond, len(gap.slices))
+    return gap.slices[:n] if gap.before is not None else gap.slices[len(gap.slices) - n :]
 
 
 def _two_sided(annotation: SparseAnnotation, gap: Gap) -> bool:

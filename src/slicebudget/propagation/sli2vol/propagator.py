@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from slicebudget.errors import UserError
 from slicebudget.propagation.common import ProgressCallback, PropagationResult, Propagator, class_ids
 from slicebudget.propagation.queue import StopRule, propagate_by_chains
 from slicebudget.propagation.sli2vol.edges import edge_profile, normalise_intensity
@@ -24,6 +25,7 @@ from slicebudget.volume import SparseAnnotation
 FULL_RESOLUTION_UP_TO = 256
 FEATURE_BATCH = 8
 CACHE_SLICES = 48
+FALLBACKS = ("sdf", "none")
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -66,9 +68,12 @@ class Sli2VolPropagator(Propagator):
     a GPU when present), ``scale`` (1 or 2; None = full resolution up to 256 pixels wide, half
     above), ``ring_width`` (pixels of the ring verification compares against), and the stop rule
     ``min_confidence``, ``min_area``, ``collapse_ratio`` (see :mod:`slicebudget.propagation.queue`).
-    ``interpolation_prior``: between two annotated slices, a chain that died on a lost match votes
-    the signed-distance interpolation of the two human masks instead of background (see
-    :mod:`slicebudget.propagation.queue`).
+    ``fallback``: ``"sdf"`` (default) -- between two annotated slices, a chain that died on a lost
+    match votes the signed-distance interpolation of the two human masks instead of background, and
+    slices it decides are marked ``interpolation`` in the result's provenance; ``"none"`` -- such
+    slices stay as the chains left them (empty where both died).
+    ``max_beyond``: at most this many slices beyond the outermost annotated slice (None: until the
+    stop rule ends the chain).
 
     Beyond the outermost annotated slices propagation continues until the stop rule ends it, so the
     object's extent there is decided by the image.
@@ -83,8 +88,13 @@ class Sli2VolPropagator(Propagator):
         min_confidence: float = 0.05,
         min_area: int = 3,
         collapse_ratio: float = 0.25,
-        interpolation_prior: bool = True,
+        fallback: str = "sdf",
+        max_beyond: int | None = None,
     ):
+        if fallback not in FALLBACKS:
+            raise UserError(f"unknown sli2vol fallback {fallback!r}; choose from {', '.join(FALLBACKS)}")
+        if max_beyond is not None and int(max_beyond) < 0:
+            raise UserError(f"max_beyond must be 0 or more slices, got {max_beyond}")
         self.model = model
         self.device = device
         self.scale = scale
@@ -92,7 +102,8 @@ class Sli2VolPropagator(Propagator):
         self.min_confidence = min_confidence
         self.min_area = min_area
         self.collapse_ratio = collapse_ratio
-        self.interpolation_prior = interpolation_prior
+        self.fallback = fallback
+        self.max_beyond = max_beyond
 
     def propagate(
         self,
@@ -127,8 +138,8 @@ class Sli2VolPropagator(Propagator):
                 smooth(dst), smooth(src), src_labels, probs, channel_classes, self.ring_width, keep_area
             )
 
-        rule = StopRule(self.min_confidence, self.min_area, self.collapse_ratio)
-        return propagate_by_chains(annotation, step, channel_classes, rule, progress, self.interpolation_prior)
+        rule = StopRule(self.min_confidence, self.min_area, self.collapse_ratio, self.max_beyond)
+        return propagate_by_chains(annotation, step, channel_classes, rule, progress, self.fallback == "sdf")
 
     @staticmethod
     def _carry_mask(

@@ -37,12 +37,12 @@ class Proposal:
 
 def proposal(result: PropagationResult, ledger: SliceLedger, method: str) -> Proposal:
     protected = ledger.annotated(count_accepted=True)
-    reached = (result.confidence > 0) & ~protected
+    reached = result.filled() & ~protected
     found = foreground_per_slice(result.labels)
     slices = np.flatnonzero(reached & found)
     stale = np.setdiff1d(ledger.pending_review, slices)
-    # propagate() names no per-slice source yet, so the method is each slice's source
-    details = {int(s): MachineLabel(method, method, float(result.confidence[s])) for s in slices}
+    # each slice's source is its provenance (learned, interpolation, nearest): a fallback is visible
+    details = {int(s): MachineLabel(method, str(result.provenance[s]), float(result.confidence[s])) for s in slices}
     return Proposal(slices, stale, int((reached & ~found).sum()), details)
 
 
