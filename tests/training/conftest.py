@@ -25,22 +25,14 @@ def eval_case(seed: int, shape=(12, 32, 32)) -> EvalCase:
     return EvalCase(f"val_{seed}", image, labels, (2.0, 1.0, 1.0))
 
 
-class TinyNet2d(nn.Module):
-    def __init__(self, in_channels=1, n_classes=2):
+class TinyNet(nn.Module):
+    """Two convolutions, 2D or 3D (8 or 4 channels wide)."""
+
+    def __init__(self, dims: int, in_channels=1, n_classes=2):
         super().__init__()
+        conv, width = (nn.Conv2d, 8) if dims == 2 else (nn.Conv3d, 4)
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, n_classes, 3, padding=1)
-        )
-
-    def forward(self, x):
-        return self.body(x)
-
-
-class TinyNet3d(nn.Module):
-    def __init__(self, in_channels=1, n_classes=2):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv3d(in_channels, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, n_classes, 3, padding=1)
+            conv(in_channels, width, 3, padding=1), nn.ReLU(), conv(width, n_classes, 3, padding=1)
         )
 
     def forward(self, x):
@@ -51,7 +43,7 @@ class TinyNet3d(nn.Module):
 def make_net():
     def make(dims: int, seed: int = 0):
         torch.manual_seed(seed)
-        return TinyNet2d() if dims == 2 else TinyNet3d()
+        return TinyNet(dims)
 
     return make
 

@@ -95,14 +95,9 @@ def train_cmd(
     settings = TrainingSettings(iterations=iterations, batch=batch, crop=crop, seed=seed)
     with _progress_bar("training sli2vol") as bar:
         task = bar.add_task("train", total=iterations)
-        final = train_from_datasets(
-            dataset_dirs,
-            out,
-            settings,
-            cases_per_dataset=cases_per_dataset or None,
-            device=pick_device(device),
-            progress=lambda done, total, loss: bar.update(task, completed=done),
-        )
+        final = train_from_datasets(dataset_dirs, out, settings, cases_per_dataset=cases_per_dataset or None,
+                                    device=pick_device(device),
+                                    progress=lambda done, total, loss: bar.update(task, completed=done))
     typer.echo(f"wrote {out} (final reconstruction loss {final:.4f} over the last steps)")
 
 

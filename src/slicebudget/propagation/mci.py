@@ -45,12 +45,8 @@ class MorphologicalContourPropagator(Propagator):
     ``1 - distance_to_nearer_annotated_slice / gap_width``, as for ``sdf``.
     """
 
-    def propagate(
-        self,
-        image: np.ndarray,
-        annotation: SparseAnnotation,
-        progress: ProgressCallback | None = None,
-    ) -> PropagationResult:
+    def propagate(self, image: np.ndarray, annotation: SparseAnnotation,
+                  progress: ProgressCallback | None = None) -> PropagationResult:
         itk = _load_itk()
         labels, confidence, provenance = start_result(annotation)
         annotated = annotation.annotated_slices

@@ -25,12 +25,8 @@ class NearestSlicePropagator(Propagator):
     Confidence follows :func:`~slicebudget.propagation.common.interpolation_confidence`.
     """
 
-    def propagate(
-        self,
-        image: np.ndarray,
-        annotation: SparseAnnotation,
-        progress: ProgressCallback | None = None,
-    ) -> PropagationResult:
+    def propagate(self, image: np.ndarray, annotation: SparseAnnotation,
+                  progress: ProgressCallback | None = None) -> PropagationResult:
         return fill_inner_gaps(annotation, copy_nearer, progress, NEAREST)
 
 

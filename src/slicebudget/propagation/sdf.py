@@ -38,12 +38,8 @@ class SignedDistancePropagator(Propagator):
     ``1 - distance_to_nearer_annotated_slice / gap_width`` (0 between two empty slices).
     """
 
-    def propagate(
-        self,
-        image: np.ndarray,
-        annotation: SparseAnnotation,
-        progress: ProgressCallback | None = None,
-    ) -> PropagationResult:
+    def propagate(self, image: np.ndarray, annotation: SparseAnnotation,
+                  progress: ProgressCallback | None = None) -> PropagationResult:
         return fill_inner_gaps(annotation, interpolate_gap, progress)
 
 

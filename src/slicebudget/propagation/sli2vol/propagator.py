@@ -105,12 +105,8 @@ class Sli2VolPropagator(Propagator):
         self.fallback = fallback
         self.max_beyond = max_beyond
 
-    def propagate(
-        self,
-        image: np.ndarray,
-        annotation: SparseAnnotation,
-        progress: ProgressCallback | None = None,
-    ) -> PropagationResult:
+    def propagate(self, image: np.ndarray, annotation: SparseAnnotation,
+                  progress: ProgressCallback | None = None) -> PropagationResult:
         device = pick_device(self.device)
         net, config = load_model(self.model, device)
         volume = normalise_intensity(image)
