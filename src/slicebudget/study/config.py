@@ -40,6 +40,70 @@ def _known_policy(value: str) -> str:
     return value
 
 
+# Study-level knobs a policy mapping may carry beside the policy's own parameters: where selection
+# runs (``slicebudget.selection.SCOPES``) and, at dataset scope, whether every volume keeps its share.
+PLAN_KEYS = ("scope", "quota")
+PLAN_SCOPES = ("volume", "dataset")
+
+
+def _policy_choice(value: Any) -> str | dict:
+    """A policy name, or ``{name: ..., <policy parameters>, scope: volume|dataset, quota: bool}``.
+
+    Parameters are checked against the policy's own ``get_params()`` (the registry is the one
+    source of truth) and by building it. Parameters equal to their defaults are dropped, so
+    ``{name: coreset}`` is plain ``coreset``; a mapping left with no parameter becomes its name.
+    """
+    if isinstance(value, str):
+        return _known_policy(value)
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ValueError("a policy is a name or a mapping with `name` and its parameters")
+    from slicebudget.selection import POLICIES, get_policy
+
+    name = _known_policy(value["name"])
+    defaults = POLICIES[name]().get_params()
+    params = {k: v for k, v in value.items() if k != "name"}
+    unknown = sorted(set(params) - set(defaults) - set(PLAN_KEYS))
+    if unknown:
+        valid = ", ".join([*defaults, *PLAN_KEYS])
+        raise ValueError(f"policy {name!r} takes no parameter {', '.join(map(repr, unknown))}; valid: {valid}")
+    scope = params.get("scope", "volume")
+    if scope not in PLAN_SCOPES:
+        raise ValueError(f"policy {name!r}: unknown scope {scope!r}; choose one of: {', '.join(PLAN_SCOPES)}")
+    quota = params.get("quota", False)
+    if not isinstance(quota, bool):
+        raise ValueError(f"policy {name!r}: quota must be true or false, got {quota!r}")
+    if quota and scope != "dataset":
+        raise ValueError(f"policy {name!r}: quota applies to scope: dataset (volume scope always gives each volume its share)")
+    own = {k: v for k, v in params.items() if k in defaults and v != defaults[k]}
+    try:
+        get_policy(name, **own).validate()
+    except UserError as exc:
+        raise ValueError(f"policy {name!r}: {exc.message}") from None
+    canonical = {**own, **({"scope": scope} if scope != "volume" else {}), **({"quota": True} if quota else {})}
+    return {"name": name, **canonical} if canonical else name
+
+
+def policy_label(policy: str | dict) -> str:
+    """How runs and the report name a policy variant: ``coreset(features=encoder, scope=dataset, quota=true)``."""
+    if isinstance(policy, str):
+        return policy
+    # own parameters alphabetically, then scope and quota: stored specs come back with sorted keys
+    keys = [*sorted(k for k in policy if k not in ("name", *PLAN_KEYS)), *(k for k in PLAN_KEYS if k in policy)]
+    parts = [f"{k}={str(policy[k]).lower() if isinstance(policy[k], bool) else policy[k]}" for k in keys]
+    return f"{policy['name']}({', '.join(parts)})"
+
+
+def policy_parts(policy: str | dict) -> tuple[str, dict, str]:
+    """(registry name, the policy's own parameters, selection scope as ``plan_selection`` takes it)."""
+    if isinstance(policy, str):
+        return policy, {}, "volume"
+    params = {k: v for k, v in policy.items() if k not in ("name", *PLAN_KEYS)}
+    scope = policy.get("scope", "volume")
+    if scope == "dataset" and policy.get("quota"):
+        scope = "dataset-quota"
+    return policy["name"], params, scope
+
+
 def _known_interpolation(value: str) -> str:
     valid = _propagation_names()
     if value != OFF and value not in valid:
@@ -57,7 +121,7 @@ def _known_inference(value: str) -> str:
 
 # Constraints sit on the list items, so an error names the item: "densities.2: Input should be ...".
 Share = Annotated[float, Field(gt=0.0, le=1.0)]
-PolicyName = Annotated[str, AfterValidator(_known_policy)]
+PolicyChoice = Annotated[str | dict[str, Any], AfterValidator(_policy_choice)]
 InterpolationName = Annotated[str, AfterValidator(_known_interpolation)]
 InferenceName = Annotated[str, AfterValidator(_known_inference)]
 
@@ -167,6 +231,26 @@ class TrainingConfig(_Strict):
     val_fraction: float = Field(default=0.2, ge=0.0, le=0.5)
     augment: bool = True
     device: str | None = None
+    sampling: dict[str, float] | None = Field(
+        default=None, description="3D patch-centre probabilities {foreground, background, unannotated}; sum to 1")
+
+    @field_validator("sampling")
+    @classmethod
+    def _check_sampling(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        from slicebudget.training.spec import TrainSpec
+
+        # the trainer's own check names unknown groups and negative weights
+        try:
+            TrainSpec.model_validate({"iterations": 1, "batch_size": 1, "learning_rate": 1.0, "val_every": 1,
+                                      "sampling": value})
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        total = sum(value.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"sampling probabilities must sum to 1, got {total:g}")
+        return value
 
 
 class AnnotationCosts(_Strict):
@@ -191,7 +275,7 @@ class StudyConfig(_Strict):
     test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
     densities: list[Share] = Field(min_length=1)
     volume_fractions: list[Share] = Field(min_length=1)
-    policies: list[PolicyName] = Field(default_factory=lambda: ["fixed"], min_length=1)
+    policies: list[PolicyChoice] = Field(default_factory=lambda: ["fixed"], min_length=1)
     interpolation: list[InterpolationName] = Field(default_factory=lambda: [OFF], min_length=1)
     models: list[ModelConfig] = Field(min_length=1)
     training: TrainingConfig
@@ -200,10 +284,16 @@ class StudyConfig(_Strict):
     dense_baseline: bool = True
     costs: AnnotationCosts | None = Field(default=None, description="annotation costs; None: the documented defaults")
 
-    @field_validator("densities", "volume_fractions", "policies")
+    @field_validator("densities", "volume_fractions")
     @classmethod
     def _no_repeats(cls, values: list, info) -> list:
         return _distinct(values, info.field_name)
+
+    @field_validator("policies")
+    @classmethod
+    def _policies_no_repeats(cls, values: list) -> list:
+        _distinct([policy_label(v) for v in values], "policies")
+        return values
 
     @field_validator("interpolation", mode="before")
     @classmethod

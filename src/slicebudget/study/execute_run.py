@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slicebudget.study.config import OFF
+from slicebudget.study.config import OFF, policy_parts
 from slicebudget.study.run_spec import RunSpec
 from slicebudget.study.store import json_safe
 
@@ -163,12 +163,13 @@ def _case_summary(metrics: dict[str, float], class_names: list[str]) -> dict[str
 
 def select_for_run(spec: RunSpec | dict, dataset_path: str, cache: DatasetCache | None = None):
     """The run's SelectionPlan (volumes and slices to annotate); a pure function of the spec."""
-    from slicebudget.selection import plan_selection
+    from slicebudget.selection import get_policy, plan_selection
 
     spec = RunSpec.of(spec)
     prepared = (cache or PROCESS_CACHE).get(dataset_path, spec)
-    return plan_selection(_FirstChannel(prepared, spec.split.train), spec.policy, spec.density,
-                          spec.volume_fraction, seed=spec.selection_seed)
+    name, params, scope = policy_parts(spec.policy)
+    return plan_selection(_FirstChannel(prepared, spec.split.train), get_policy(name, **params), spec.density,
+                          spec.volume_fraction, seed=spec.selection_seed, scope=scope)
 
 
 def write_selection(plan, run_dir: Path) -> None:
@@ -252,6 +253,7 @@ def train(spec: RunSpec, prepared: PreparedDataset, labels: Labels, run_dir: Pat
         learning_rate=training.learning_rate, val_every=training.val_every, seed=spec.train_seed,
         device=training.device, augment=training.augment,
         patch_size=patch if dims == 3 else None, slice_size=patch if dims == 2 else None,
+        **({"sampling": training.sampling} if training.sampling else {}),
     )
     in_channels = labels.train_cases[0].image.shape[0]
     model = create_model(spec.model.name, dims, in_channels, spec.n_classes, seed=spec.train_seed,

@@ -167,7 +167,7 @@ def _selection_key(info: DatasetInfo, repeat: int, seed: int) -> list:
 
 
 def make_spec(config: StudyConfig, info: DatasetInfo, model_index: int, density: float, fraction: float,
-              policy: str, interpolation: str, repeat: int) -> dict:
+              policy: str | dict, interpolation: str, repeat: int) -> dict:
     model = config.models[model_index]
     key = _selection_key(info, repeat, config.seed)
     n_total = len(info.train_ids)
@@ -187,8 +187,16 @@ def make_spec(config: StudyConfig, info: DatasetInfo, model_index: int, density:
         "n_volumes": n_chosen_volumes(n_total, fraction),
         "n_volumes_total": n_total,
         "model": {**model.model_dump(mode="json"), "display_name": model.display_name},
-        "training": config.training.model_dump(mode="json"),
+        "training": _training_json(config),
     }
+
+
+def _training_json(config: StudyConfig) -> dict:
+    # unset sampling is left out, so the run ids of studies written before it existed stay the same
+    training = config.training.model_dump(mode="json")
+    if training.get("sampling") is None:
+        training.pop("sampling", None)
+    return training
 
 
 def expand_grid(config: StudyConfig, info: DatasetInfo) -> list[tuple[str, dict]]:

@@ -7,6 +7,8 @@ this frozen model, and :meth:`RunSpec.to_json` gives the same JSON back.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from slicebudget.study.config import ModelConfig, TrainingConfig
@@ -38,7 +40,7 @@ class RunSpec(_Frozen):
     classes: dict[str, int]  # class name -> label value, background left out
     density: float
     volume_fraction: float
-    policy: str
+    policy: str | dict[str, Any]  # a name, or {name, <parameters>, scope, quota} (see config.policy_label)
     repeat: int
     interpolation: str  # a propagation method, or "off"
     is_dense_baseline: bool
@@ -54,7 +56,10 @@ class RunSpec(_Frozen):
         return spec if isinstance(spec, RunSpec) else cls.model_validate(spec)
 
     def to_json(self) -> dict:
-        return self.model_dump(mode="json", by_alias=True)
+        out = self.model_dump(mode="json", by_alias=True)
+        if out["training"].get("sampling") is None:
+            out["training"].pop("sampling", None)  # as the grid writes it (see grid._training_json)
+        return out
 
     @property
     def class_ids(self) -> list[int]:

@@ -17,7 +17,9 @@ model_name              str    registry name, e.g. "unet"
 encoder                 str | None
 inference               str    "sliding_window" | "nmsw"
 dims                    int    2 or 3
-policy                  str    "fixed" | "random" | "coreset" (the dense baseline says "fixed")
+policy                  str    "fixed" | "random" | "coreset", or a variant's label such as
+                               "coreset(features=encoder, scope=dataset, quota=true)" (the dense
+                               baseline says "fixed")
 density                 float  rho, share of slices annotated per chosen volume
 volume_fraction         float  s, share of training volumes annotated
 repeat                  int    0-based repeat index
@@ -56,6 +58,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from slicebudget.errors import UserError
+from slicebudget.study.config import policy_label
 
 STATUSES = ("pending", "running", "done", "failed")
 STORE_NAME = "study.sqlite"
@@ -254,7 +257,7 @@ def _record(row: sqlite3.Row) -> dict:
         "encoder": model.get("encoder"),
         "inference": model.get("inference", {}).get("name", "sliding_window"),
         "dims": int(model["dims"]),
-        "policy": spec["policy"],
+        "policy": policy_label(spec["policy"]),
         "density": float(spec["density"]),
         "volume_fraction": float(spec["volume_fraction"]),
         "repeat": int(spec["repeat"]),
