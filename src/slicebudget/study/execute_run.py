@@ -95,6 +95,24 @@ def prepare_dataset(dataset_path: str, fingerprint: str, train_ids: tuple[str, .
     return PreparedDataset(dataset, norms)
 
 
+def propagation_settings(spec: dict, prepared: PreparedDataset, run_dir: Path, device=None) -> tuple[str, dict]:
+    """(method, parameters) of the run's interpolation: ``sli2vol:model=adapt`` gets the study's adapted
+    model (see :mod:`slicebudget.study.adapt`), a model path is checked against the image channels."""
+    from slicebudget.propagation.registry import parse_method_spec
+    from slicebudget.propagation.sli2vol.model_io import check_model_channels
+    from slicebudget.study.adapt import ADAPT, adapted_model
+
+    method, params = parse_method_spec(spec["interpolation"])
+    n_channels = len(prepared.normalizations)
+    if params.get("model") == ADAPT:
+        study_dir = Path(run_dir).parent.parent  # runs run in STUDY_DIR/runs/<tmp folder>
+        params["model"] = adapted_model(study_dir, lambda c: prepared.case(c).image[0], spec["split"]["train"],
+                                        spec["dataset"]["fingerprint"], n_channels, device)
+    elif "model" in params:
+        check_model_channels(params["model"], n_channels)
+    return method, params
+
+
 def hold_out_validation(chosen: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """(training volumes, validation volumes) among the chosen ones; see the module docstring."""
     n_val = min(len(chosen) - 1, int(np.floor(fraction * len(chosen) + 0.5)))
@@ -220,7 +238,8 @@ def execute_run(spec: dict, dataset_path: str, run_dir: str, on_progress: Progre
             notify({"stage": "interpolate", "case": case_id})
             from slicebudget.propagation import propagate
 
-            result = propagate(data.image[0], annotation, method=spec["interpolation"], device=training.get("device"))
+            method, params = propagation_settings(spec, prepared, run_dir, training.get("device"))
+            result = propagate(data.image[0], annotation, method=method, device=training.get("device"), **params)
             pairs.append((result.labels, data.label, annotation.annotated))
             annotation = SparseAnnotation(result.labels.astype(data.label.dtype, copy=False),
                                           np.ones(data.label.shape[0], dtype=bool))
