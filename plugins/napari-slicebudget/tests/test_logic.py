@@ -74,50 +74,53 @@ def test_propagation_reads_human_slices_and_proposes_elsewhere(phantom):
     assert all(0 < work.ledger.machine[s].confidence < 1 for s in plan.slices.tolist())
 
 
-def _rec(budget, density, spv, model="unet2d", dims=2, iou=0.7, ci=(0.68, 0.74)):
-    return {"budget_slices": budget, "n_volumes": 6, "slices_per_volume": spv, "density": density,
-            "volume_fraction": 0.3, "policy": "fixed", "interpolation": "off", "model": model, "dims": dims,
-            "mean_iou": iou, "ci95": list(ci) if ci else None, "n_repeats": 3, "sentence": "study sentence"}
+def _study(tmp_path, statuses=None):
+    """A finished synthetic study folder (the planner's known-surface benchmark data) with its summary.json."""
+    from slicebudget.bench.planning import synthetic_runs, write_synthetic_study
+    from slicebudget.study.store import StudyStore
+
+    folder = write_synthetic_study(tmp_path / "study", synthetic_runs(seed=21))
+    if statuses:
+        with StudyStore(folder) as store:
+            for run, status in zip(store.runs(), statuses):
+                if status == "pending":
+                    store.mark_pending(run["run_id"])
+                elif status == "failed":
+                    store.mark_failed(run["run_id"], "out of memory")
+    (folder / "summary.json").write_text(json.dumps({"version": 1, "runs": [], "recommendations": []}))
+    return folder
 
 
-def _summary(tmp_path, statuses=("done", "done", "done"), recs=None):
-    path = tmp_path / "summary.json"
-    runs = [{"run_id": str(i), "status": s} for i, s in enumerate(statuses)]
-    path.write_text(json.dumps({"version": 1, "runs": runs,
-                                "recommendations": recs or [_rec(60, 0.1, 16.0), _rec(240, 0.2, 32.0, iou=0.8, ci=None)]}))
-    return path
-
-
-def test_advice_uses_the_annotators_depth_and_never_exceeds_the_budget(tmp_path):
-    study = load_study(_summary(tmp_path))
+def test_advice_comes_from_the_planner_and_respects_budget_depth_and_volumes(tmp_path):
+    study = load_study(_study(tmp_path) / "summary.json")
     assert study.unfinished == 0 and study.warning() == ""
-    small = recommend(study.recommendations, 5, depth=47)  # the study's volumes had 160 slices: not used
-    assert small.level.budget_slices == 60 and small.slices_per_volume == 5 and small.n_volumes == 1
-    assert "annotate 1 volume at 5 slices each (5 slices)" in small.text()
-    big = recommend(study.recommendations, 300, depth=47)
-    assert big.level.budget_slices == 240 and big.slices_per_volume == 9 and big.n_volumes == 33
-    assert big.total <= 300 and "density 20%" in big.text() and "one repeat, no interval" in big.text()
-    limited = recommend(study.recommendations, 300, depth=47, available=10)
-    assert limited.n_volumes == 10 and "210 slices of the budget stay unused" in limited.text()
-    tiny = recommend(study.recommendations, 2, depth=200)
-    assert tiny.total <= 2 and tiny.slices_per_volume == 2
-    for budget in range(1, 400, 7):
-        for depth in (3, 47, 300):
-            assert recommend(study.recommendations, budget, depth).total <= budget
-    with pytest.raises(UserError, match="no recommendation"):
-        recommend(study.recommendations, 100, 47, dims=3)
+    advice = recommend(study, 64, depth=20)
+    plan = advice.plan
+    assert advice.total <= 64 and plan.best.n_volumes <= 16  # the study's 16 volumes when none are given
+    assert f"Expected IoU {plan.best.expected_iou:.3f} for a new campaign (80% interval" in advice.text()
+    assert "Planner self-check: leave-one-cell-out MAE" in advice.text()
+    assert "the study's; set the volumes you have" in advice.text()
+    limited = recommend(study, 64, depth=20, available=5)
+    assert limited.plan.best.n_volumes <= 5 and "(you have 5)" in limited.text()
+    shallow = recommend(study, 64, depth=3, available=40)
+    assert shallow.plan.best.slices_per_volume <= 3 and shallow.total <= 64
+    hours = recommend(study, 1.5, depth=20, unit="hours")
+    assert hours.plan.best.hours <= 1.5 and "For 1.5 hours" in hours.text()
+    for budget in (1, 7, 50, 333):
+        assert recommend(study, budget, depth=20).total <= budget
+    with pytest.raises(UserError, match="no model"):
+        recommend(study, 100, 20, dims=3)
 
 
 def test_unfinished_study_is_marked_and_an_unstarted_one_refused(tmp_path):
-    study = load_study(_summary(tmp_path, ("done", "pending", "failed")))
+    study = load_study(_study(tmp_path, ("done", "pending", "failed")))
     assert study.unfinished == 2
-    assert study.warning().startswith("Unfinished study: 2 of 3 runs are not done (1 failed, 1 pending)")
-    with pytest.raises(UserError, match="no run of this study has finished"):
-        load_study(_summary(tmp_path, ("pending", "running")))
-    path = tmp_path / "summary.json"
-    path.write_text(json.dumps({"version": 1, "recommendations": [{"budget_slices": 1}]}))
-    with pytest.raises(UserError, match="lacks"):
-        load_study(path)
+    assert study.warning().startswith("Unfinished study: 2 of 36 runs are not done (1 failed, 1 pending)")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "summary.json").write_text("{}")
+    with pytest.raises(UserError, match="no study store"):
+        load_study(alone / "summary.json")
     with pytest.raises(UserError, match="file not found"):
         load_study(tmp_path / "missing.json")
 

@@ -292,21 +292,30 @@ def test_export_defaults_fit_the_data_and_status_recovers(make_napari_viewer, qt
     assert fresh.channel_combo.currentText() == "T2" and fresh.classes_edit.text() == "hippocampus"
 
 
-def test_budget_panel_marks_unfinished_study_and_uses_own_depth(make_napari_viewer, qtbot, tmp_path, phantom, errors):
+def test_budget_panel_plans_with_the_study_planner_on_own_depth(make_napari_viewer, qtbot, tmp_path, phantom, errors):
+    from slicebudget.bench.planning import synthetic_runs, write_synthetic_study
+    from slicebudget.study.store import StudyStore
+
     viewer = make_napari_viewer()
     _planned(viewer, qtbot, phantom, count=2)
-    path = tmp_path / "summary.json"
-    rec = {"budget_slices": 60, "n_volumes": 6, "slices_per_volume": 16.0, "density": 0.1, "volume_fraction": 0.3,
-           "policy": "fixed", "model": "unet2d", "dims": 2, "mean_iou": 0.71, "ci95": [0.68, 0.74], "n_repeats": 3}
-    runs = [{"run_id": "a", "status": "done"}, {"run_id": "b", "status": "pending"}, {"run_id": "c", "status": "failed"}]
-    path.write_text(json.dumps({"version": 1, "runs": runs, "recommendations": [rec]}))
+    folder = write_synthetic_study(tmp_path / "study", synthetic_runs(seed=22))
+    with StudyStore(folder) as store:
+        first = store.runs()[0]["run_id"]
+        store.mark_pending(first)
     widget = dock(viewer, "Budget panel")
     assert widget.depth_spin.value() == 24  # the annotator's volume, not the study's
-    widget.summary_edit.setText(str(path))
+    widget.summary_edit.setText(str(folder))
     widget.load()
-    assert "Unfinished study: 2 of 3 runs are not done" in widget.warning_label.text()
-    widget.budget_spin.setValue(5)
-    assert "annotate 2 volumes at 2 slices each (4 slices)" in widget.advice_label.text()
+    assert "Unfinished study: 1 of 36 runs are not done" in widget.warning_label.text()
+    widget.volumes_spin.setValue(6)
+    widget.budget_spin.setValue(30)
+    text = widget.advice_label.text()
+    assert text.startswith("For 30 slices on volumes of 24 slices: annotate")
+    assert "Expected IoU" in text and "80% interval" in text and "Planner self-check" in text
+    assert int(text.split("annotate ")[1].split(" volume")[0]) <= 6
+    widget.unit_combo.setCurrentText("hours")
+    widget.budget_spin.setValue(1.0)
+    assert widget.advice_label.text().startswith("For 1 hours on volumes of 24 slices")
     assert "No slice annotated yet" in widget.pace_label.text()
     widget.summary_edit.setText(str(tmp_path / "nope.json"))
     widget.load()

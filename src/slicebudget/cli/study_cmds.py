@@ -52,6 +52,9 @@ def run(
           f"ran {outcome.executed} run(s) in {outcome.seconds:.0f} s ({rate:.0f} runs/hour); study folder: {study_dir}")
     if counts["failed"]:
         print("failed runs keep their error (budget-study status); rerun with --retry-failed to try them again")
+    from slicebudget.cli.report_cmds import print_planned
+
+    print_planned(study_dir)
 
 
 @app.command("status")

@@ -4,13 +4,16 @@
 ``slicebudget.study.store.StudyStore``) and writes, each atomically, into ``study_dir``:
 
 - ``report.html``: self-contained page (styles inline, figures embedded as PNG data: URIs) with the
-  recommendation per budget, findings computed from the data (2D and 3D apart), IoU against budget
+  planner's plan per budget (budget surface, frontier, self-check), the best studied configuration
+  per budget, findings computed from the data (2D and 3D apart), IoU against budget
   per volume count (the paper's Fig. 2/3), change against the dense baseline per (rho, s) (Fig. 1),
   policies against the mean over policies (Fig. 5), interpolation with/without and interpolated-mask
   quality (Fig. 4, Table 3), inference time per model, and the failed runs with their error.
 - ``report_runs.csv``: one row per run; metrics flattened to ``metric_<name>`` columns
   (``metric_iou``, ``metric_dice``, ``metric_hd95``, ``metric_surface_dice``, ``metric_<class>_<metric>``).
-- ``report.json``: every table behind the page, the findings and the recommendations.
+- ``report.json``: every table behind the page, the findings, the recommendations, and ``planning``:
+  per model the planner's plan at each studied budget (``slicebudget.planning.plan.Plan.as_dict``),
+  the IoU-against-budget frontier in slices and in hours, and the self-check.
 - ``summary.json``: the stable machine-readable file the napari budget panel reads.
 
 ``summary.json`` schema, version 1 (new keys may be added; existing keys keep their meaning)::
@@ -69,6 +72,19 @@ __all__ = [
 ]
 
 
+def with_case_iou(records: list[Mapping], study_dir: Path) -> list[dict]:
+    """New copies of ``records`` with each finished run's per-case IoU (``case_iou``) from its results.csv."""
+    from slicebudget.planning.observations import read_case_iou
+
+    out = []
+    for record in records:
+        record = dict(record)
+        if record.get("status") == "done" and record.get("case_iou") is None:
+            record["case_iou"] = read_case_iou(study_dir / "runs" / str(record["run_id"]))
+        out.append(record)
+    return out
+
+
 def write_report(study_dir: str | Path, runs: Iterable[Mapping] | None = None,
                  budget_tolerance: float = DEFAULT_BUDGET_TOLERANCE) -> Path:
     """Write the report files into ``study_dir`` and return the path of ``report.html``.
@@ -78,5 +94,11 @@ def write_report(study_dir: str | Path, runs: Iterable[Mapping] | None = None,
     """
     study_dir = Path(study_dir)
     records = load_runs(study_dir) if runs is None else list(runs)
-    report = build_report(records, budget_tolerance=budget_tolerance)
+    records = with_case_iou(records, study_dir)
+    costs = None
+    if (study_dir / "study.sqlite").is_file():
+        from slicebudget.planning.plan import study_costs
+
+        costs = study_costs(study_dir, None)
+    report = build_report(records, budget_tolerance=budget_tolerance, study_dir=study_dir, costs=costs)
     return write_outputs(report, study_dir, title=f"Annotation-budget report: {study_dir.resolve().name}")

@@ -9,6 +9,8 @@ import pandas as pd
 
 from slicebudget.report import figures, tables
 from slicebudget.report.findings import Finding, all_findings
+from slicebudget.report.paired import case_table
+from slicebudget.report.planner import Planning, build_planning
 from slicebudget.report.recommend import Recommendation, recommend
 from slicebudget.report.records import (
     DEFAULT_BUDGET_TOLERANCE,
@@ -32,6 +34,7 @@ class ReportData:
     figures: dict[str, bytes] = field(default_factory=dict)
     status_counts: dict[str, int] = field(default_factory=dict)
     budget_tolerance: float = DEFAULT_BUDGET_TOLERANCE
+    planning: Planning = field(default_factory=Planning)
 
     @property
     def dims_present(self) -> list[int]:
@@ -44,8 +47,14 @@ class ReportData:
 
 
 def build_report(records: Iterable[Mapping], budget_tolerance: float = DEFAULT_BUDGET_TOLERANCE,
-                 with_figures: bool = True) -> ReportData:
-    """Compute every table, recommendation, finding and figure from run records (inputs untouched)."""
+                 with_figures: bool = True, study_dir=None, costs=None) -> ReportData:
+    """Compute every table, recommendation, finding, plan and figure from run records (inputs untouched).
+
+    A record's ``case_iou`` ({case: IoU}, from its results.csv) makes every comparison paired over
+    test cases as well as repeats. ``study_dir`` lets the planner read per-case IoU too; ``costs`` is
+    the planning cost model (default: the documented defaults).
+    """
+    records = list(records)
     runs = normalize_records(records)
     frame = runs_frame(runs)
     levels = budget_levels(frame, tolerance=budget_tolerance)
@@ -65,16 +74,18 @@ def build_report(records: Iterable[Mapping], budget_tolerance: float = DEFAULT_B
         "timing": tables.timing(frame),
         "failed": tables.failed_runs(frame),
     }
-    findings = all_findings(rho_s, computed["policy_summary"], computed["interpolation_overall"],
-                            computed["interpolation_by_density"])
+    case_iou = {str(r["run_id"]): r.get("case_iou") for r in records if r.get("case_iou")}
+    cases = case_table(levels, case_iou)
+    findings = all_findings(cases, rho_s, computed["interpolation_overall"])
     report = ReportData(
         runs=runs,
         frame=frame,
         tables=computed,
-        recommendations=recommend(computed["configs"]),
+        recommendations=recommend(computed["configs"], cases),
         findings=findings,
         status_counts=tables.status_counts(frame),
         budget_tolerance=budget_tolerance,
+        planning=build_planning(records, study_dir, costs),
     )
     if not with_figures:
         return report
@@ -87,6 +98,8 @@ def draw_figures(report: ReportData) -> dict[str, bytes]:
         f"budget_curves_{dims}d": figures.budget_curves(report.tables["rho_s"], dims)
         for dims in report.dims_present
     }
+    drawn["budget_surface"] = figures.budget_surface(report.planning)
+    drawn["planning_frontier"] = figures.planning_frontier(report.planning)
     drawn["dense_drop"] = figures.dense_drop_heatmap(report.tables["dense_drop"])
     drawn["policy_deltas"] = figures.policy_deltas(report.tables["policy_deltas"])
     drawn["interpolation"] = figures.interpolation_bars(report.tables["interpolation_by_density"])
@@ -117,6 +130,7 @@ def report_dict(report: ReportData) -> dict:
         "status_counts": report.status_counts,
         "budget_tolerance": report.budget_tolerance,
         "recommendations": [r.as_dict() for r in report.recommendations],
+        "planning": report.planning.as_dict(),
         "findings": [f.as_dict() for f in report.findings],
         "tables": {name: tables.to_records(report.tables[name]) for name in table_names},
     }

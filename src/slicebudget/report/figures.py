@@ -76,6 +76,8 @@ def budget_curves(rho_s: pd.DataFrame, dims: int) -> bytes | None:
         axis.minorticks_off()
         axis.set_xlabel("annotation budget (annotated slices, log scale)")
         axis.set_ylabel("mean IoU on test cases (bars: 95% CI over repeats)")
+        low, high = axis.get_ylim()
+        axis.set_ylim(max(low, 0.0), min(high, 1.0))  # IoU lives in [0, 1]
         axis.set_title(f"{model} ({dims}D)")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=8, title="volume fraction s", title_fontsize=8, loc="best")
@@ -184,4 +186,73 @@ def interpolation_quality(quality: pd.DataFrame) -> bytes | None:
     axis.set_title("Quality of interpolated masks")
     axis.grid(True, alpha=0.3)
     axis.legend(title="method", fontsize=8)
+    return _png(figure)
+
+
+def budget_surface(planning) -> bytes | None:
+    """Predicted IoU over (n volumes, k slices each), one panel per model: studied cells as dots,
+    equal-budget lines n * k = B at the study's budget levels, the planner's plan at each as a star."""
+    if not planning.models:
+        return None
+    figure, axes = _new_figure(len(planning.models))
+    for axis, mp in zip(axes, planning.models):
+        grid, obs = mp.grid, mp.surface.obs
+        best_level = mp.plans[-1].best
+        level = next(i for i, lv in enumerate(obs.levels)
+                     if lv.policy == best_level.policy and lv.interpolation == best_level.interpolation)
+        image = axis.pcolormesh(grid["n"], grid["k"], np.clip(grid["expected"][level].T, 0, 1), shading="gouraud",
+                                cmap="viridis", vmin=0.0, vmax=1.0)
+        contours = axis.contour(grid["n"], grid["k"], grid["expected"][level].T, levels=np.arange(0.1, 1.0, 0.1),
+                                colors="white", linewidths=0.6, alpha=0.7)
+        axis.clabel(contours, fmt="%.1f", fontsize=7)
+        n_line = np.geomspace(grid["n"][0], grid["n"][-1], 100)
+        for plan in mp.plans:
+            axis.plot(n_line, plan.budget / n_line, color="orange", linewidth=0.8, linestyle="--")
+            axis.plot(plan.best.n_volumes, plan.best.slices_per_volume, marker="*", markersize=12, color="red",
+                      markeredgecolor="black")
+        axis.scatter(obs.n, obs.k, s=18, color="white", edgecolor="black", zorder=3, label="studied cells")
+        axis.plot([], [], color="orange", linestyle="--", label="equal budget (study levels)")
+        axis.plot([], [], marker="*", color="red", linestyle="none", markeredgecolor="black", label="planned")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlim(grid["n"][0], grid["n"][-1])
+        axis.set_ylim(grid["k"][0], grid["k"][-1])
+        axis.set_xlabel("volumes annotated (n)")
+        axis.set_ylabel("slices annotated per volume (k)")
+        axis.set_title(f"{mp.model} ({mp.dims}D), {obs.levels[level].label}: {mp.surface.form.name} surface")
+        axis.legend(loc="lower left", fontsize=7)
+        figure.colorbar(image, ax=axis, label="predicted IoU")
+    return _png(figure)
+
+
+def planning_frontier(planning) -> bytes | None:
+    """Best plan's IoU against budget, in slices and in annotator-hours, with 80% bands (IoU axis 0..1)."""
+    if not planning.models:
+        return None
+    figure, (left, right) = _new_figure(2)
+    for mp in planning.models:
+        for axis, points in ((left, mp.frontier_slices), (right, mp.frontier_hours)):
+            if not points:
+                continue
+            x = [p["budget"] for p in points]
+            mean = [p["expected_iou"] for p in points]
+            axis.fill_between(x, [p["interval80"][0] for p in points], [p["interval80"][1] for p in points], alpha=0.25)
+            axis.plot(x, mean, marker=".", label=f"{mp.model} ({mp.dims}D)")
+            extrapolated = [p for p in points if p["extrapolated"]]
+            if extrapolated:
+                axis.scatter([p["budget"] for p in extrapolated], [p["expected_iou"] for p in extrapolated],
+                             marker="x", color="black", zorder=3, s=14)
+        studied = [p.budget for p in mp.plans]
+        left.scatter(studied, [p.best.expected_iou for p in mp.plans], marker="*", s=60, color="red", zorder=4)
+    for axis, unit in ((left, "annotated slices"), (right, "annotator-hours (cost model)")):
+        axis.set_xscale("log")
+        axis.set_ylim(0.0, 1.0)
+        axis.set_xlabel(f"budget ({unit}, log scale)")
+        axis.set_ylabel("IoU of the best plan (band: 80%)")
+        axis.grid(True, alpha=0.3)
+    left.scatter([], [], marker="x", color="black", label="extrapolated plan")
+    left.scatter([], [], marker="*", color="red", label="study budget levels")
+    left.legend(fontsize=7, loc="lower right")
+    left.set_title("IoU against budget in slices")
+    right.set_title("IoU against budget in hours")
     return _png(figure)

@@ -3,7 +3,8 @@
 One recommendation is made per (dims, model, budget level): a user trains one model, and 2D and 3D
 results are kept apart because they can disagree (the paper's Fig. 1a against 1b). "Best" is the
 highest mean IoU over repeats; whether the data can actually tell it from the runner-up is judged
-from their 95% intervals and said in words next to the recommendation.
+from their paired difference over repeats and test cases (:mod:`slicebudget.report.paired`) and said
+in words next to the recommendation.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from slicebudget.report.stats import Interval, intervals_overlap
+from slicebudget.report.paired import by_repeat_case, difference, paired_difference
+from slicebudget.report.stats import Interval
 
 POLICY_PHRASES = {
     "fixed": "at a fixed interval",
@@ -97,27 +99,35 @@ def _interval(row) -> Interval:
     return Interval(mean=float(row["mean_iou"]), low=low, high=high, n=int(row["n_repeats"]))
 
 
-def separation(best, runner_up) -> tuple[bool | None, str]:
-    """Whether the best and the runner-up are statistically distinguishable, in words."""
+CONFIG_KEYS = ["dims", "model", "budget_level", "density", "volume_fraction", "policy", "interpolation"]
+
+
+def separation(best, runner_up, values: pd.Series | None) -> tuple[bool | None, str]:
+    """Whether the best and the runner-up differ, by their paired difference, in words."""
     if runner_up is None:
         return None, "Only one configuration finished at this budget, so there is nothing to compare it with."
-    best_interval, runner_interval = _interval(best), _interval(runner_up)
-    other = f"the runner-up, {config_label(runner_up)}: {runner_interval.describe()}"
-    overlap = intervals_overlap(best_interval, runner_interval)
-    if overlap is None:
-        return None, (
-            f"With a single repeat (n=1, no interval) the data cannot say whether it beats {other}."
-        )
-    if overlap:
-        return False, f"Its 95% interval overlaps that of {other}, so the data cannot separate them."
-    return True, f"Its 95% interval lies above that of {other}, so the data separate them."
+    other = f"the runner-up, {config_label(runner_up)} ({_interval(runner_up).describe()})"
+    result = None
+    if values is not None:
+        key = lambda row: tuple(row[k] for k in CONFIG_KEYS)  # noqa: E731
+        try:
+            result = paired_difference(difference(values.loc[key(best)], values.loc[key(runner_up)]))
+        except KeyError:
+            result = None
+    if result is None or result.low is None:
+        return None, f"With a single repeat the data cannot say whether it beats {other}."
+    if result.detected:
+        return True, f"It beats {other} by {result.describe()}, so the data separate them."
+    return False, (f"Against {other}: {result.describe()}; {result.null_text()}, so the data cannot separate them.")
 
 
-def recommend(configs: pd.DataFrame) -> list[Recommendation]:
-    """Best configuration per (dims, model, budget level) from ``tables.config_summary`` output."""
+def recommend(configs: pd.DataFrame, cases: pd.DataFrame | None = None) -> list[Recommendation]:
+    """Best configuration per (dims, model, budget level) from ``tables.config_summary`` output;
+    ``cases`` (:func:`slicebudget.report.paired.case_table`) pairs best and runner-up."""
     recommendations = []
     if configs.empty:
         return recommendations
+    values = by_repeat_case(cases, CONFIG_KEYS) if cases is not None and not cases.empty else None
     for (dims, model, level), group in configs.groupby(["dims", "model", "budget_level"], sort=True):
         # Ties go to the better-replicated configuration, then to a stable name order, so the
         # report never changes between two runs on the same data.
@@ -126,7 +136,7 @@ def recommend(configs: pd.DataFrame) -> list[Recommendation]:
         )
         best = ranked.iloc[0]
         runner_up = ranked.iloc[1] if len(ranked) > 1 else None
-        separable, separation_text = separation(best, runner_up)
+        separable, separation_text = separation(best, runner_up, values)
         interval = _interval(best)
         recommendations.append(Recommendation(
             budget_slices=int(level),

@@ -20,11 +20,13 @@ SECONDARY_METRICS = ("metric_dice", "metric_hd95", "metric_surface_dice")
 
 
 def _interval_columns(values: Sequence[float]) -> dict:
+    """Mean IoU with its interval over repeats, clipped to the metric's range [0, 1]: a Student-t
+    interval over three repeats can otherwise print "0.247 to 1.303"."""
     interval = mean_ci(values)
     return {
         "mean_iou": interval.mean,
-        "ci_low": interval.low,
-        "ci_high": interval.high,
+        "ci_low": None if interval.low is None else max(interval.low, 0.0),
+        "ci_high": None if interval.high is None else min(interval.high, 1.0),
         "n_repeats": interval.n,
     }
 

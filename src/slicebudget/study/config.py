@@ -192,6 +192,21 @@ class TrainingConfig(_Strict):
     device: str | None = None
 
 
+class AnnotationCosts(_Strict):
+    """Seconds of annotator time, for budgets in hours (``budget-study plan --unit hours``).
+
+    The defaults are assumptions, not measurements: a minute to outline the object on a slice, ten
+    seconds to mark a slice empty, two minutes per volume taken on (loading, scrolling, review), and
+    a third of the annotated slices empty. A cost file exported by the napari plugin
+    (``budget-study plan --costs``) replaces them with the annotators' measured times.
+    """
+
+    seconds_per_object_slice: float = Field(default=60.0, gt=0)
+    seconds_per_empty_slice: float = Field(default=10.0, ge=0)
+    seconds_per_volume: float = Field(default=120.0, ge=0)
+    empty_share: float = Field(default=0.3, ge=0.0, lt=1.0)
+
+
 class StudyConfig(_Strict):
     version: Literal[1]
     name: str | None = None
@@ -206,6 +221,7 @@ class StudyConfig(_Strict):
     repeats: int = Field(default=3, ge=1)
     seed: int = Field(default=0, ge=0)
     dense_baseline: bool = True
+    costs: AnnotationCosts | None = Field(default=None, description="annotation costs; None: the documented defaults")
 
     @field_validator("densities", "volume_fractions", "policies")
     @classmethod

@@ -1,34 +1,42 @@
-"""The budget panel's logic: a study's advice applied to the annotator's own volumes, and their pace.
+"""The budget panel's logic: the study's planner applied to the annotator's budget, volumes and depth.
 
-``summary.json`` is written by ``budget-study report`` (schema in :mod:`slicebudget.report`); its
-recommendations are read with :func:`slicebudget.report.read_recommendations`. The advice takes the
-study's density (slices per volume as a share of the volume's depth) and applies it to the depth of
-the annotator's volumes, never to the study's own volumes, and never advises more slices than the
-budget. :func:`recommend` is the one place that turns a study into advice.
+The panel opens a study folder (or the ``summary.json`` that ``budget-study report`` wrote into it)
+and asks the same planner as ``budget-study plan`` (:mod:`slicebudget.planning.plan`): for a budget in
+slices or hours, the volumes the group has and the depth of its volumes, the best (n, k, policy), the
+expected IoU with its 80% interval for a new campaign, and the planner's self-check. Slices per volume
+are counted on the annotator's volumes (k never exceeds their depth). :func:`recommend` is the one
+place that turns a study into advice.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from slicebudget.errors import UserError
-from slicebudget.report import read_recommendations
-from slicebudget.report.recommend import Recommendation
+from slicebudget.planning.costs import CostModel
+from slicebudget.planning.plan import Plan, fit_model, plan_surface, study_costs
+from slicebudget.study.store import STORE_NAME
 
 from napari_slicebudget.logic.ledger import SliceLedger
 
 
 @dataclass(frozen=True)
 class Study:
-    recommendations: list[Recommendation]
+    folder: Path
+    runs: list[dict]
     run_status: dict[str, int]  # runs per status ("done", "pending", "running", "failed")
+    costs: CostModel
+    fits: dict = field(default_factory=dict)  # (model, dims) -> (surface, self-check), filled on first use
 
     @property
     def unfinished(self) -> int:
         return sum(n for status, n in self.run_status.items() if status != "done")
+
+    @property
+    def models(self) -> list[tuple[str, int]]:
+        return list(dict.fromkeys((r["model"], int(r["dims"])) for r in self.runs))
 
     def warning(self) -> str:
         """One line when runs are not done (the advice may still change), else ""."""
@@ -39,61 +47,80 @@ class Study:
         return (f"Unfinished study: {self.unfinished} of {total} runs are not done ({parts}); "
                 "this advice may change when they finish.")
 
+    def fit(self, model: str, dims: int):
+        if (model, dims) not in self.fits:
+            self.fits[(model, dims)] = fit_model(self.runs, model, dims, self.folder)
+        return self.fits[(model, dims)]
+
 
 def load_study(path: str | Path) -> Study:
-    """Recommendations and run statuses of a ``summary.json``; a study with no finished run is refused."""
-    recommendations = read_recommendations(path)
-    runs = json.loads(Path(path).read_text()).get("runs") or []
-    status = Counter(str(run.get("status", "unknown")) for run in runs if isinstance(run, dict))
-    if runs and not status.get("done"):
+    """A study folder, or the ``summary.json`` inside one; a study with no finished run is refused."""
+    from slicebudget.planning.observations import load_study_runs
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError("file not found", path)
+    folder = path if path.is_dir() else path.parent
+    if not (folder / STORE_NAME).is_file():
+        raise UserError(f"no study store ({STORE_NAME}) beside it: open the study folder that "
+                        "`budget-study run` wrote", path)
+    runs = load_study_runs(folder)
+    status = Counter(str(run["status"]) for run in runs)
+    if not status.get("done"):
         raise UserError("no run of this study has finished; nothing to advise yet", path)
-    return Study(recommendations, dict(status))
+    return Study(folder, runs, dict(status), study_costs(folder, None))
 
 
 @dataclass(frozen=True)
 class Advice:
-    budget: int
+    plan: Plan
     depth: int
-    level: Recommendation
-    slices_per_volume: int
-    n_volumes: int
-    available: int | None
 
     @property
     def total(self) -> int:
-        return self.n_volumes * self.slices_per_volume
+        return self.plan.best.total_slices
 
     def text(self) -> str:
-        r = self.level
-        ci = f" (95% CI {r.ci95[0]:.3f} to {r.ci95[1]:.3f})" if r.ci95 else " (one repeat, no interval)"
-        volumes = "volume" if self.n_volumes == 1 else "volumes"
-        limit = (f" You listed {self.available} volumes, so {self.budget - self.total} slices of the budget stay unused."
-                 if self.available is not None and self.n_volumes == self.available and self.total < self.budget else "")
-        return (f"For {self.budget} slices on volumes of {self.depth} slices: annotate {self.n_volumes} {volumes} at "
-                f"{self.slices_per_volume} slices each ({self.total} slices), chosen by the {r.policy} policy."
-                f"{limit}\nFrom the study's best at its {r.budget_slices}-slice level: density {r.density:.0%} of each "
-                f"volume, {r.model} {r.dims}D, mean IoU {r.mean_iou:.3f}{ci}.")
+        p, b = self.plan, self.plan.best
+        budget = f"{p.budget:g} {'slices' if p.unit == 'slices' else 'hours'}"
+        lines = [f"For {budget} on volumes of {self.depth} slices: annotate {b.n_volumes} "
+                 f"volume{'s' if b.n_volumes != 1 else ''} at {b.slices_per_volume} slice"
+                 f"{'s' if b.slices_per_volume != 1 else ''} each ({b.total_slices} slices, {b.hours:.1f} h), "
+                 f"chosen by the {b.policy} policy"
+                 + (f", with {b.interpolation} interpolation" if b.interpolation != "off" else "") + ".",
+                 f"Expected IoU {b.expected_iou:.3f} for a new campaign (80% interval {b.interval80[0]:.3f} to "
+                 f"{b.interval80[1]:.3f}; 95% {b.interval95[0]:.3f} to {b.interval95[1]:.3f}), {p.model} {p.dims}D."]
+        if b.extrapolated:
+            lines.append(f"Extrapolated beyond the study: {b.extrapolated}.")
+        if p.more_volumes is not None:
+            lines.append(f"With {p.more_volumes.n_volumes} volumes (you have {p.volumes_available}) the planner "
+                         f"expects {p.more_volumes.expected_iou:.3f}.")
+        if p.volumes_source != "given":
+            lines.append(f"Volumes: {p.volumes_available}, the study's; set the volumes you have.")
+        lines.append(f"Planner self-check: {p.self_check.summary()}.")
+        return "\n".join(lines)
 
 
-def recommend(recommendations: list[Recommendation], budget: int, depth: int, available: int | None = None,
-              dims: int | None = None, model: str | None = None) -> Advice:
-    """Advice for ``budget`` slices on volumes of ``depth`` slices (``available`` of them, None: no limit).
-
-    The study level is the largest within the budget (else the smallest); its density sets the slices
-    per volume on the annotator's depth; as many volumes follow as the budget pays for in full.
-    """
-    if budget < 1 or depth < 1:
-        raise UserError(f"budget and volume depth must be at least one slice, got {budget} and {depth}")
-    pool = [r for r in recommendations if (dims is None or r.dims == dims) and (model is None or r.model == model)]
+def recommend(study: Study, budget: float, depth: int, available: int | None = None, dims: int | None = None,
+              model: str | None = None, unit: str = "slices") -> Advice:
+    """The planner's best plan for ``budget`` on ``available`` volumes of ``depth`` slices (best model
+    unless ``dims``/``model`` narrow it)."""
+    if depth < 1:
+        raise UserError(f"volume depth must be at least one slice, got {depth}")
+    pool = [(m, d) for m, d in study.models if (dims is None or d == dims) and (model is None or m == model)]
     if not pool:
-        raise UserError(f"no recommendation for dims={dims}, model={model!r}")
-    within = [r for r in pool if r.budget_slices <= budget]
-    level = max(within, key=lambda r: (r.budget_slices, r.mean_iou)) if within else min(pool, key=lambda r: r.budget_slices)
-    per_volume = min(max(1, round(level.density * depth)), depth, budget)
-    n_volumes = budget // per_volume
-    if available is not None:
-        n_volumes = min(n_volumes, max(available, 0))
-    return Advice(int(budget), int(depth), level, per_volume, n_volumes, available)
+        raise UserError(f"no model with dims={dims}, model={model!r} in this study")
+    plans, problems = [], []
+    for name, d in pool:
+        try:
+            surface, check = study.fit(name, d)
+        except UserError as exc:
+            problems.append(exc)
+            continue
+        plans.append(plan_surface(surface, check, budget, unit, available, None, study.costs, depth, str(study.folder)))
+    if not plans:
+        raise problems[0]
+    return Advice(max(plans, key=lambda p: p.best.expected_iou), int(depth))
 
 
 @dataclass(frozen=True)

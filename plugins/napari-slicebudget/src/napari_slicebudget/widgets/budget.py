@@ -1,10 +1,11 @@
-"""The "Budget panel" dock widget: a study's advice for the user's budget and volumes, and the pace so far."""
+"""The "Budget panel" dock widget: the study's planner for the user's budget and volumes, and the pace so far."""
 
 from __future__ import annotations
 
 from napari.layers import Labels
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton
+from qtpy.QtWidgets import QSpinBox
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from slicebudget.errors import UserError
@@ -23,16 +24,18 @@ class BudgetWidget(QWidget):
         self.viewer = napari_viewer
         self.study: Study | None = None
         self.summary_edit = QLineEdit()
-        self.summary_edit.setPlaceholderText("summary.json from `budget-study report`")
+        self.summary_edit.setPlaceholderText("study folder (or its summary.json) from `budget-study run`")
         browse = QPushButton("...")
         browse.clicked.connect(self._browse)
         load = QPushButton("Load")
         load.clicked.connect(self.load)
-        self.budget_spin = QSpinBox(minimum=1, maximum=10_000_000, value=600)
+        self.budget_spin = QDoubleSpinBox(minimum=0.1, maximum=10_000_000, value=600, decimals=1)
+        self.unit_combo = QComboBox()
+        self.unit_combo.addItems(["slices", "hours"])
         self.depth_spin = QSpinBox(minimum=1, maximum=100_000, value=100)
         self.depth_spin.setToolTip("slices along the annotation axis of your volumes (set from the open image)")
         self.volumes_spin = QSpinBox(minimum=0, maximum=1_000_000, value=0)
-        self.volumes_spin.setSpecialValueText("no limit")
+        self.volumes_spin.setSpecialValueText("the study's count")
         self.dims_combo = QComboBox()
         self.model_combo = QComboBox()
         self.labels_combo = LayerCombo(napari_viewer, Labels, prefer=session_of)
@@ -45,6 +48,7 @@ class BudgetWidget(QWidget):
         for spin in (self.budget_spin, self.depth_spin, self.volumes_spin):
             spin.valueChanged.connect(self.update_view)
         self.dims_combo.currentTextChanged.connect(self.update_view)
+        self.unit_combo.currentTextChanged.connect(self.update_view)
         self.model_combo.currentTextChanged.connect(self.update_view)
         # a session starts right after napari inserts its working layer: look once that is done
         self.labels_combo.currentTextChanged.connect(lambda *_: QTimer.singleShot(0, self._depth_from_session))
@@ -54,8 +58,11 @@ class BudgetWidget(QWidget):
         row.addWidget(browse)
         row.addWidget(load)
         form = QFormLayout()
-        form.addRow("study summary", row)
-        form.addRow("budget (slices)", self.budget_spin)
+        form.addRow("study", row)
+        budget_row = QHBoxLayout()
+        budget_row.addWidget(self.budget_spin)
+        budget_row.addWidget(self.unit_combo)
+        form.addRow("budget", budget_row)
         form.addRow("slices per volume (yours)", self.depth_spin)
         form.addRow("volumes you have", self.volumes_spin)
         form.addRow("model dims", self.dims_combo)
@@ -84,14 +91,14 @@ class BudgetWidget(QWidget):
             self.summary_edit.setText(path)
             self.load()
 
-    @guarded("Cannot load the study summary")
+    @guarded("Cannot load the study")
     def load(self, *_):
         self.study = None
         self.warning_label.setText("")
         self.study = load_study(self.summary_edit.text().strip())
         self.warning_label.setText(self.study.warning())
-        for combo, values in ((self.dims_combo, sorted({f"{r.dims}D" for r in self.study.recommendations})),
-                              (self.model_combo, sorted({r.model for r in self.study.recommendations}))):
+        for combo, values in ((self.dims_combo, sorted({f"{d}D" for _, d in self.study.models})),
+                              (self.model_combo, sorted({m for m, _ in self.study.models}))):
             combo.blockSignals(True)
             combo.clear()
             combo.addItems([ANY, *values])
@@ -100,12 +107,13 @@ class BudgetWidget(QWidget):
 
     @guarded("Budget panel")
     def update_view(self, *_):
-        planned = self.budget_spin.value()
+        unit = self.unit_combo.currentText()
+        planned = int(self.budget_spin.value()) if unit == "slices" else 0
         if self.study is not None:
             dims, model = self.dims_combo.currentText(), self.model_combo.currentText()
-            advice = recommend(self.study.recommendations, planned, self.depth_spin.value(),
+            advice = recommend(self.study, self.budget_spin.value(), self.depth_spin.value(),
                                self.volumes_spin.value() or None, None if dims in ("", ANY) else int(dims[0]),
-                               None if model in ("", ANY) else model)
+                               None if model in ("", ANY) else model, unit)
             self.advice_label.setText(advice.text())
             planned = advice.total
         session = self._session()
@@ -116,5 +124,5 @@ class BudgetWidget(QWidget):
 
     def advice_text(self) -> str:
         if self.study is None:
-            raise UserError("load a summary.json first")
+            raise UserError("load a study first")
         return self.advice_label.text()

@@ -1,0 +1,135 @@
+"""Bootstrap over repeats and test cases together, and the spread of a new campaign.
+
+Resampling unit: one replicate draws the repeats with replacement and, independently, the test
+cases with replacement, and uses the *same* draws for every cell. Repeats are paired by seed across
+cells (a repeat's volumes and training seed do not depend on the cell) and every run is scored on
+the same cases, so resampling whole repeats and whole cases keeps the correlation between cells
+that a paired comparison relies on. A replicate's cell mean is the mean of ``iou[cell, r, c]`` over
+the drawn (r, c) pairs, counted with multiplicity.
+
+A new campaign is one more repeat: its IoU is the surface plus a repeat effect whose SD grows where
+the study's repeats disagreed more (small budgets). That SD is modelled as log sigma linear in
+log n and log k over the cells with two or more runs, clipped to the range the cells showed, so the
+intervals are prediction intervals for a new campaign, not confidence intervals for the fit alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slicebudget.planning.observations import Observations
+
+def normal_quantiles(count: int = 16) -> np.ndarray:
+    """Standard-normal quantiles that stand in for draws of a new campaign's repeat effect: evenly
+    spaced in probability, so intervals are smooth and reproducible without extra random numbers."""
+    from scipy.special import ndtri  # scipy.stats would cost half a second of import
+
+    return ndtri((np.arange(count) + 0.5) / count)
+
+
+def resample_counts(n_repeats: int, n_cases: int, replicates: int, rng: np.random.Generator,
+                    cases: bool = True):
+    """How often each repeat and each case is drawn in each replicate: (B, R) and (B, C) counts.
+
+    ``cases=False`` keeps every case once: resampling repeats only, given the study's test cases.
+    """
+    drawn = rng.integers(0, n_repeats, size=(replicates, n_repeats))
+    wr = np.stack([np.bincount(row, minlength=n_repeats) for row in drawn]).astype(float)
+    if not cases:
+        return wr, np.ones((replicates, n_cases))
+    drawn = rng.integers(0, n_cases, size=(replicates, n_cases))
+    wc = np.stack([np.bincount(row, minlength=n_cases) for row in drawn]).astype(float)
+    return wr, wc
+
+
+def replicate_cell_means(iou: np.ndarray, wr: np.ndarray, wc: np.ndarray) -> np.ndarray:
+    """(B, cells) cell means under each replicate's repeat and case counts.
+
+    A cell none of whose runs was drawn keeps its full-data mean (rare: it needs a cell that lacks
+    most repeats); dropping it would change which cells the replicate fits.
+    """
+    finite = np.isfinite(iou)
+    values = np.where(finite, iou, 0.0)
+    total = np.einsum("br,bc,xrc->bx", wr, wc, values, optimize=True)
+    weight = np.einsum("br,bc,xrc->bx", wr, wc, finite.astype(float), optimize=True)
+    full = values.sum(axis=(1, 2)) / np.maximum(finite.sum(axis=(1, 2)), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(weight > 0, total / np.maximum(weight, 1e-300), full[None, :])
+    # A bootstrap mean of R values varies (R - 1) / R as much as the mean itself does: with three
+    # repeats the intervals would be a third too narrow in variance. Scale replicates about the
+    # full-data mean to undo that.
+    repeats = iou.shape[1]
+    return full[None, :] + (means - full[None, :]) * (np.sqrt(repeats / (repeats - 1)) if repeats > 1 else 1.0)
+
+
+@dataclass(frozen=True)
+class RepeatNoise:
+    """SD of one campaign's IoU around the surface: exp(u + v log n + w log k), clipped."""
+
+    coef: np.ndarray  # (u, v, w)
+    low: float
+    high: float
+
+    def sd(self, n, k) -> np.ndarray:
+        n, k = np.broadcast_arrays(np.asarray(n, float), np.asarray(k, float))
+        log_sd = self.coef[0] + self.coef[1] * np.log(n) + self.coef[2] * np.log(k)
+        return np.clip(np.exp(log_sd), self.low, self.high)
+
+
+def repeat_noise(obs: Observations, keep: np.ndarray | None = None) -> RepeatNoise:
+    """Fit :class:`RepeatNoise` to the repeat spread of the cells where ``keep`` (default all)."""
+    runs = obs.run_means()
+    counts = np.sum(np.isfinite(runs), axis=1)
+    dev = runs - obs.cell_means()[:, None]
+    ss = np.nansum(dev ** 2, axis=1)
+    df = np.maximum(counts - 1, 0)
+    if keep is not None:
+        ss, df = np.where(keep, ss, 0.0), np.where(keep, df, 0)
+    pooled = float(np.sqrt(ss.sum() / df.sum())) if df.sum() > 0 else 0.0
+    pooled = max(pooled, 1e-3)
+    ok = (df > 0) & (ss > 0)
+    if ok.sum() < 4:
+        return RepeatNoise(np.array([np.log(pooled), 0.0, 0.0]), pooled, pooled)
+    from scipy.special import digamma
+
+    nu = df[ok].astype(float)
+    # log s is biased low for few degrees of freedom (E log s^2 = log sigma^2 + digamma(nu/2) - log(nu/2):
+    # 25% too small an SD at three repeats); correct each cell before the regression.
+    log_sd = 0.5 * np.log(ss[ok] / nu) - 0.5 * (digamma(nu / 2) - np.log(nu / 2))
+    x = np.column_stack([np.ones(ok.sum()), np.log(obs.n[ok]), np.log(obs.k[ok])])
+    w = np.sqrt(nu)
+    coef, *_ = np.linalg.lstsq(x * w[:, None], log_sd * w, rcond=None)
+    return RepeatNoise(coef, float(np.exp(log_sd.min())), float(np.exp(log_sd.max())))
+
+
+@dataclass(frozen=True)
+class Predictive:
+    """What the planner knows of the IoU at some points: point fit, bootstrap surfaces, campaign SD."""
+
+    expected: np.ndarray  # (P,) point fit, clipped to [0, 1]
+    surfaces: np.ndarray  # (B, P) bootstrap replicates of the surface
+    sd: np.ndarray        # (P,) SD of one campaign around the surface
+
+    def draws(self, campaigns: float = 1.0) -> np.ndarray:
+        """(B * Z, P) draws of the mean IoU of ``campaigns`` new campaigns, clipped to [0, 1]."""
+        z = normal_quantiles()
+        out = self.surfaces[:, None, :] + z[None, :, None] * (self.sd / np.sqrt(campaigns))[None, None, :]
+        return np.clip(out.reshape(-1, self.surfaces.shape[1]), 0.0, 1.0)
+
+    def interval(self, coverage: float, campaigns: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        tail = (1.0 - coverage) / 2.0
+        draws = self.draws(campaigns)
+        return np.quantile(draws, tail, axis=0), np.quantile(draws, 1.0 - tail, axis=0)
+
+    def prob_at_least(self, target: float) -> np.ndarray:
+        """P(a new campaign reaches ``target``), averaged over the bootstrap surfaces."""
+        from scipy.special import ndtr
+
+        out = np.zeros(self.surfaces.shape[1])
+        # Points whose best surface stays 2 SD under the target have P < 2.3%: left at 0, which spares
+        # most of a large search the normal CDF.
+        near = np.flatnonzero(self.surfaces.max(axis=0) >= target - 2.0 * self.sd)
+        out[near] = ndtr((self.surfaces[:, near] - target) / self.sd[None, near]).mean(axis=0)
+        return out

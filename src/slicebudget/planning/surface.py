@@ -1,0 +1,70 @@
+"""A fitted budget surface with its bootstrap replicates and its new-campaign spread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slicebudget.planning.bootstrap import (
+    Predictive,
+    RepeatNoise,
+    repeat_noise,
+    replicate_cell_means,
+    resample_counts,
+)
+from slicebudget.planning.fit import Fit, cell_weights, fit_grid, training_inputs
+from slicebudget.planning.forms import Form
+from slicebudget.planning.observations import Observations
+
+REPLICATES = 200
+# How far a plan may reach beyond the studied cells, as a factor on n and on k, when nothing within
+# them fits the budget: the candidate forms agree inside the grid and can disagree wildly outside it
+# (a non-saturating form then promises gains no run showed), which no bootstrap over repeats shows.
+REACH = 2.0
+
+
+@dataclass(frozen=True)
+class Surface:
+    obs: Observations
+    point: Fit
+    replicates: Fit
+    noise: RepeatNoise
+
+    @property
+    def form(self) -> Form:
+        return self.point.form
+
+    def predictive(self, n, k, level) -> Predictive:
+        expected = np.clip(self.point.predict(n, k, level)[0], 0.0, 1.0)
+        surfaces = self.replicates.predict(n, k, level)
+        n_b, k_b = np.broadcast_arrays(np.asarray(n, float), np.asarray(k, float))
+        return Predictive(expected, surfaces, self.noise.sd(n_b.ravel(), k_b.ravel()))
+
+    def reach(self, factor: float = REACH) -> tuple[int, int, int, int]:
+        """(n_min, n_max, k_min, k_max): the studied range widened by ``factor`` each way."""
+        (n_lo, n_hi), (k_lo, k_hi) = self.studied_range().values()
+        return (max(1, int(np.ceil(n_lo / factor - 1e-9))), int(np.floor(n_hi * factor + 1e-9)),
+                max(1, int(np.ceil(k_lo / factor - 1e-9))), int(np.floor(k_hi * factor + 1e-9)))
+
+    def studied_range(self) -> dict[str, tuple[float, float]]:
+        return {"n": (float(self.obs.n.min()), float(self.obs.n.max())),
+                "k": (float(self.obs.k.min()), float(self.obs.k.max()))}
+
+
+def bootstrap_targets(obs: Observations, replicates: int, seed: int, cases: bool = True) -> np.ndarray:
+    """(B, cells) cell means of ``replicates`` resamples of repeats and cases (paired across cells);
+    ``cases=False`` resamples repeats only, given the study's test cases."""
+    rng = np.random.default_rng(seed)
+    wr, wc = resample_counts(len(obs.repeats), len(obs.cases), replicates, rng, cases)
+    return replicate_cell_means(obs.iou, wr, wc)
+
+
+def fit_surface(obs: Observations, form: Form, replicates: int = REPLICATES, seed: int = 0,
+                cases: bool = True) -> Surface:
+    """Fit ``form`` to the cell means (point fit) and to ``replicates`` bootstrap resamples."""
+    at = training_inputs(obs)
+    weights = cell_weights(obs)
+    # one profile over the exponent grid for the point fit (row 0) and every replicate
+    both = fit_grid(form, at, np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases)]), weights)
+    return Surface(obs, both.rows(slice(0, 1)), both.rows(slice(1, None)), repeat_noise(obs))
