@@ -101,9 +101,11 @@ def train_cmd(
     """Train the sli2vol feature network self-supervised (reconstruct slice i+k from slice i); with
     --init default, adapt the shipped model to a group's own unlabelled images."""
     from slicebudget.propagation.sli2vol.propagator import pick_device
-    from slicebudget.propagation.sli2vol.train import TrainingSettings, train_from_datasets
+    from slicebudget.propagation.sli2vol.train import ADAPTATION, TrainingSettings, train_from_datasets
 
-    settings = TrainingSettings(iterations=iterations, batch=batch, crop=crop, seed=seed)
+    # Adapting fine-tunes at the lower rate the study and the plugin use (ADAPTATION); scratch trains at the default.
+    rate = ADAPTATION.learning_rate if init else TrainingSettings.learning_rate
+    settings = TrainingSettings(iterations=iterations, batch=batch, crop=crop, seed=seed, learning_rate=rate)
     with _progress_bar("training sli2vol") as bar:
         task = bar.add_task("train", total=iterations)
         final = train_from_datasets(
@@ -212,10 +214,10 @@ def next_slice_cmd(
     suggestion = suggest_next_slice(volume.array.astype(np.float32), annotation, method, **params)
     typer.echo(f"next slice: {suggestion.slice}")
     if top > 1:
-        order = np.argsort(-suggestion.expected_error, kind="stable")
+        order = np.argsort(-suggestion.score, kind="stable")
         order = [int(j) for j in order if not annotation.annotated[j]][:top]
-        typer.echo("candidates (slice: expected wrong voxels): "
-                   + ", ".join(f"{j}: {suggestion.expected_error[j]:.0f}" for j in order))
+        typer.echo("candidates (slice, expected wrong voxels within reach): "
+                   + ", ".join(f"{j} {suggestion.score[j]:.0f}" for j in order))
 
 
 @bench_app.command("propagation-speed")

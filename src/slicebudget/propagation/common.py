@@ -146,10 +146,11 @@ def fill_inner_gaps(
     gaps = [g for g in find_gaps(annotation.annotated) if g.before is not None and g.after is not None]
     for done, gap in enumerate(gaps):
         filled = fill_gap(annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before)
+        both_empty = is_empty(annotation, gap.before) and is_empty(annotation, gap.after)
         for offset, j in enumerate(gap.slices):
             labels[j] = filled[offset]
             confidence[j] = interpolation_confidence(annotation, gap, j)
-            sources[j] = provenance if confidence[j] > 0 else NONE
+            sources[j] = NONE if both_empty else provenance
         report(progress, done + 1, len(gaps))
     return PropagationResult(labels, confidence, sources, confidence.copy())
 

@@ -12,6 +12,7 @@ from slicebudget.propagation.common import (
     PropagationResult,
     find_gaps,
     interpolation_confidence,
+    is_empty,
     report,
     start_result,
 )
@@ -69,9 +70,10 @@ class MorphologicalContourPropagator:
         for gap in find_gaps(annotation.annotated):
             if gap.before is None or gap.after is None:
                 continue
+            both_empty = is_empty(annotation, gap.before) and is_empty(annotation, gap.after)
             for j in gap.slices:
                 confidence[j] = interpolation_confidence(annotation, gap, j)
-                provenance[j] = INTERPOLATION if confidence[j] > 0 else NONE
+                provenance[j] = NONE if both_empty else INTERPOLATION
         return PropagationResult(labels, confidence, provenance, confidence.copy())
 
 

@@ -34,10 +34,12 @@ REACH = 2  # slices either side a painted slice is credited with fixing
 
 @dataclass(frozen=True)
 class SliceSuggestion:
-    """The suggested slice, and every slice's expected error in voxels (0 on annotated slices)."""
+    """The suggested slice; every slice's expected error in voxels (0 on annotated slices) and its
+    score as a candidate (the expected error within ``reach`` of it; 0 on annotated slices)."""
 
     slice: int
     expected_error: np.ndarray
+    score: np.ndarray
 
 
 def _areas(labels: np.ndarray) -> np.ndarray:
@@ -72,9 +74,9 @@ def suggest_next_slice(
     other = propagate(image, annotation, method="sdf") if method != "sdf" else None
     error = expected_error(result, other)
     kernel = np.ones(2 * reach + 1)
-    gain = np.convolve(np.where(annotation.annotated, 0.0, error), kernel, mode="same")
+    gain = np.where(annotation.annotated, 0.0, np.convolve(np.where(annotation.annotated, 0.0, error), kernel, "same"))
     free = np.flatnonzero(~annotation.annotated)
     distance = np.abs(free[:, None] - annotation.annotated_slices[None, :]).min(axis=1)
     # Largest error first, then the slice farthest from any annotated one, then the lowest index.
     order = np.lexsort((free, -distance, -gain[free]))
-    return SliceSuggestion(int(free[order[0]]), error)
+    return SliceSuggestion(int(free[order[0]]), error, gain)
