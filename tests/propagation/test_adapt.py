@@ -92,10 +92,13 @@ def test_a_run_with_model_adapt_gets_the_studys_adapted_model(tmp_path, make_blo
     monkeypatch.setattr(adapt, "ADAPT_SETTINGS", QUICK)
     images = {c: make_blob(depth=8, size=24, seed=i)[0][None] for i, c in enumerate(("a", "b"))}
     prepared = SimpleNamespace(normalizations=[None], case=lambda c: SimpleNamespace(image=images[c]))
-    spec = {"interpolation": "sli2vol:model=adapt", "split": {"train": ["a", "b"]}, "dataset": {"fingerprint": "ab" * 20}}
+    def spec(interpolation):
+        return SimpleNamespace(interpolation=interpolation, split=SimpleNamespace(train=("a", "b")),
+                               dataset=SimpleNamespace(fingerprint="ab" * 20), training=SimpleNamespace(device="cpu"))
+
     run_dir = tmp_path / "study" / "runs" / ".tmp-run"
-    method, params = propagation_settings(spec, prepared, run_dir)
+    method, params = propagation_settings(spec("sli2vol:model=adapt"), prepared, run_dir)
     assert method == "sli2vol" and params["model"].parent == tmp_path / "study" / "adapted"
     two_channel = SimpleNamespace(normalizations=[None, None], case=prepared.case)
     with pytest.raises(UserError, match="adapted on 1-channel images; these images have 2"):
-        propagation_settings({**spec, "interpolation": f"sli2vol:model={params['model']}"}, two_channel, run_dir)
+        propagation_settings(spec(f"sli2vol:model={params['model']}"), two_channel, run_dir)

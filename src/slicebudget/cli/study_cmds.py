@@ -30,6 +30,7 @@ def run(
                                      "Equal values give bit-identical CPU metrics across executors."),
 ):
     """Train and score every run of a study grid (resumable), then write the report."""
+    from slicebudget.report import write_report
     from slicebudget.study.progress import RichView
     from slicebudget.study.runner import default_study_dir, run_study
 
@@ -40,7 +41,8 @@ def run(
     study_dir = out if out is not None else default_study_dir(config)
     try:
         outcome = run_study(config, study_dir, dataset=dataset, executor=executor, workers=workers,
-                            scheduler=scheduler, retry_failed=retry_failed, threads=threads, view=view)
+                            scheduler=scheduler, retry_failed=retry_failed, threads=threads, view=view,
+                            write_report=write_report)
     except KeyboardInterrupt:
         view.console.print("interrupted: unfinished runs are back to pending; run the same command to resume")
         raise
@@ -60,9 +62,9 @@ def run(
 @app.command("status")
 def status(study_dir: Path = typer.Argument(..., help="A study folder written by `budget-study run`.")):
     """Count the study's runs by status, and say whether a runner is at work on it."""
-    from rich.console import Console
     from rich.table import Table
 
+    from slicebudget.cli.console import output_console
     from slicebudget.study.progress import describe_run
     from slicebudget.study.runner import lock_holder
     from slicebudget.study.store import STATUSES, StudyStore
@@ -76,7 +78,7 @@ def status(study_dir: Path = typer.Argument(..., help="A study folder written by
     for name in STATUSES:
         table.add_row(name, str(counts[name]))
     table.add_row("[bold]total[/bold]", f"[bold]{sum(counts.values())}[/bold]")
-    console = Console()
+    console = output_console()
     console.print(table)
     holder = lock_holder(study_dir)
     if holder:

@@ -24,9 +24,10 @@ from slicebudget.propagation.common import (
     STOPPED,
     ProgressCallback,
     PropagationResult,
+    Propagator,
     check_inputs,
 )
-from slicebudget.propagation.registry import PROPAGATORS, get_propagator
+from slicebudget.propagation.registry import PROPAGATORS, get_propagator, propagator_parameters
 from slicebudget.volume import SparseAnnotation
 
 
@@ -42,12 +43,12 @@ def propagate(
     """Propagate ``annotation`` through ``image`` (D, H, W) with the named method.
 
     ``progress(done, total)`` is called as slices are processed (the napari plugin's progress bar);
-    ``device`` ("cpu", "cuda", None = GPU when present) applies to learned methods; other keyword
-    parameters go to the method's constructor. ``calibrated=False`` returns the method's raw
-    per-slice signal as the confidence (what the calibration is fitted on).
+    ``device`` ("cpu", "cuda", None = GPU when present) goes to methods that take one (the learned
+    ones); other keyword parameters go to the method's constructor. ``calibrated=False`` returns the
+    method's raw per-slice signal as the confidence (what the calibration is fitted on).
     """
     check_inputs(image, annotation)
-    if method == "sli2vol":
+    if "device" in propagator_parameters(method):
         params = {"device": device, **params}
     propagator = get_propagator(method, **params)
     result = propagator.propagate(np.asarray(image), annotation, progress=progress)
@@ -63,4 +64,5 @@ def propagate(
     return PropagationResult(labels, confidence, provenance, signal)
 
 
-__all__ = ["PROPAGATORS", "PROVENANCES", "PropagationResult", "get_propagator", "propagate"]
+__all__ = ["PROPAGATORS", "PROVENANCES", "PropagationResult", "Propagator", "get_propagator", "propagate",
+           "propagator_parameters"]
