@@ -4,13 +4,16 @@
 ``slicebudget.study.store.StudyStore``) and writes, each atomically, into ``study_dir``:
 
 - ``report.html``: self-contained page (styles inline, figures embedded as PNG data: URIs) with the
-  recommendation per budget, findings computed from the data (2D and 3D apart), IoU against budget
+  planner's plan per budget (budget surface, frontier, self-check), the best studied configuration
+  per budget, findings computed from the data (2D and 3D apart), IoU against budget
   per volume count (the paper's Fig. 2/3), change against the dense baseline per (rho, s) (Fig. 1),
   policies against the mean over policies (Fig. 5), interpolation with/without and interpolated-mask
   quality (Fig. 4, Table 3), inference time per model, and the failed runs with their error.
 - ``report_runs.csv``: one row per run; metrics flattened to ``metric_<name>`` columns
   (``metric_iou``, ``metric_dice``, ``metric_hd95``, ``metric_surface_dice``, ``metric_<class>_<metric>``).
-- ``report.json``: every table behind the page, the findings and the recommendations.
+- ``report.json``: every table behind the page, the findings, the recommendations, and ``planning``:
+  per model the planner's plan at each studied budget (``slicebudget.planning.plan.Plan.as_dict``),
+  the IoU-against-budget frontier in slices and in hours, and the self-check.
 - ``summary.json``: the stable machine-readable file the napari budget panel reads.
 
 ``summary.json`` schema, version 1 (new keys may be added; existing keys keep their meaning)::
