@@ -90,3 +90,12 @@ def test_plan_imports_no_heavy_module(synthetic_study):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "heavy:"
+
+
+def test_report_ends_with_the_planners_plans(synthetic_study, tmp_path, capsys):
+    study = tmp_path / "study"
+    shutil.copytree(synthetic_study, study)
+    assert main(["report", str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "planned from the budget surface" in out and "For 32 slices, annotate" in out
+    assert "Self-check: leave-one-cell-out MAE" in out and "80% intervals cover" in out

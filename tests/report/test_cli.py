@@ -50,7 +50,8 @@ def test_report_from_a_real_study_store(tmp_path, capsys):
                                      "budget_slices": 32, "seconds_train": 5.0, "seconds_infer_per_case": 0.2})
     assert main(["report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "For 32 slices, annotate 8 volumes at 4 slices each" in out
+    # two budget cells cannot carry a surface: the command says so instead of planning
+    assert "no budget surface: too few finished runs" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert len(summary["runs"]) == len(specs)
     assert [r["budget_slices"] for r in summary["recommendations"]] == [32]

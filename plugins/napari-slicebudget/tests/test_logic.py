@@ -10,7 +10,7 @@ import pytest
 from slicebudget.errors import UserError
 from slicebudget.propagation import PropagationResult
 
-from napari_slicebudget.logic.budget import load_study, pace, recommend
+from napari_slicebudget.logic.budget import load_study, pace, recommend, session_costs
 from napari_slicebudget.logic.costs import volume_costs, write_costs
 from napari_slicebudget.logic.ledger import MachineLabel, Plan, SliceLedger
 from napari_slicebudget.logic.planning import (
@@ -166,3 +166,18 @@ def test_pace_counts_human_slices_over_active_time():
     assert measured.n_done == 4 and measured.seconds_per_slice == pytest.approx(86.5 / 4)
     assert "4 of 10 planned slices in 1.4 active min" in measured.against(10)
     assert "after the first" in pace(SliceLedger(4)).against(10)
+
+
+def test_hours_are_converted_with_the_annotators_own_pace(tmp_path):
+    from slicebudget.planning.costs import from_config
+
+    study = load_study(_study(tmp_path))
+    fallback = from_config(None)
+    assert session_costs(SliceLedger(12), fallback) is fallback  # nothing timed yet
+    costs = session_costs(_timed_ledger(), fallback)
+    assert costs.seconds_per_object_slice == pytest.approx(32.5) and costs.seconds_per_empty_slice == 3.5
+    assert costs.seconds_per_volume == pytest.approx(18.0) and "this session" in costs.source
+    fast = recommend(study, 1.0, depth=20, unit="hours", costs=costs)
+    slow = recommend(study, 1.0, depth=20, unit="hours")
+    assert fast.total > slow.total  # a faster annotator buys more slices with the same hour
+    assert "Hours from costs measured from this session" in fast.text()

@@ -109,5 +109,6 @@ def bench_plan_command(
     with StudyStore(out) as store:
         n_runs = store.counts()["done"]
     timing = bench_plan(out, repeats=repeats)
-    print(f"budget-study plan on {n_runs} runs: best {timing['best']:.2f} s of "
-          f"{', '.join(f'{s:.2f}' for s in timing['seconds'])} (target < 2 s)")
+    print(f"budget-study plan on {n_runs} runs: best {timing['best']:.2f} s wall of "
+          f"{', '.join(f'{s:.2f}' for s in timing['seconds'])}; CPU "
+          f"{', '.join(f'{s:.2f}' for s in timing['cpu_seconds'])} s (target < 2 s)")

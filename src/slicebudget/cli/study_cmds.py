@@ -76,30 +76,9 @@ def run(
         print("failed runs keep their error (budget-study status); rerun with --retry-failed to try them again")
     if design is not None and design.stop:
         print(f"adaptive design: {design.reason}")
+    from slicebudget.cli.report_cmds import print_planned
+
     print_planned(study_dir)
-
-
-def print_planned(study_dir: Path) -> None:
-    """The report's plans (one per studied budget) and the planner's self-check, as the run's last word."""
-    import json
-
-    from slicebudget.report.render import JSON_NAME
-
-    path = Path(study_dir) / JSON_NAME
-    if not path.is_file():
-        return
-    planning = json.loads(path.read_text(encoding="utf-8")).get("planning") or {}
-    for model in planning.get("models", []):
-        plans = model["plans"]
-        print(f"{model['model']} ({model['dims']}D), planned from the budget surface:")
-        for plan in plans:
-            print(f"  {plan['sentence']}")
-        check = plans[0]["self_check"]
-        print(f"  Self-check: leave-one-cell-out MAE {check['loco_mae']:.3f} IoU (noise floor "
-              f"{check['noise_floor']:.3f}); 80% intervals cover {check['coverage80']:.0%} of held-out cells. "
-              f"Any other budget: budget-study plan {study_dir} --budget B")
-    for problem in planning.get("problems", []):
-        print(f"no budget surface: {problem}")
 
 
 @app.command("status")

@@ -97,7 +97,11 @@ def read_volumes(path: Path) -> list[dict]:
         raise UserError(f"not a cost file: format is not {COST_FORMAT!r}", path)
     if data.get("version") != COST_VERSION:
         raise UserError(f"cost file version {data.get('version')!r}; this slicebudget reads version {COST_VERSION}", path)
-    volumes = data.get("volumes")
+    return validate_volumes(data.get("volumes"), path)
+
+
+def validate_volumes(volumes, path: Path | str | None = None) -> list[dict]:
+    """A cost file's ``volumes`` list, checked: one UserError line for anything malformed or inconsistent."""
     if not isinstance(volumes, list) or not volumes:
         raise UserError("malformed cost file: 'volumes' must be a non-empty list", path)
     out = []
@@ -134,18 +138,22 @@ def read_volumes(path: Path) -> list[dict]:
 def measured(path: str | Path, fallback: CostModel) -> CostModel:
     """Fit the three costs from cost file(s) at ``path``; a cost with no measurement keeps ``fallback``'s."""
     files = cost_files(path)
-    volumes = [v for f in files for v in read_volumes(f)]
+    label = str(path) if len(files) == 1 else f"{path} ({len(files)} files)"
+    return fit_costs([v for f in files for v in read_volumes(f)], fallback, label, files[0])
+
+
+def fit_costs(volumes: list[dict], fallback: CostModel, label: str, where: Path | str | None = None) -> CostModel:
+    """The three costs (with their SDs) from validated volumes (:func:`validate_volumes`)."""
     obj = np.array([s for v in volumes for kind, s in v["slices"] if kind == "object"])
     empty = np.array([s for v in volumes for kind, s in v["slices"] if kind == "empty"])
     if obj.size == 0:
-        raise UserError("cost file has no annotated object slice to measure the time per slice from", files[0])
+        raise UserError("no annotated object slice to measure the time per slice from", where)
     overhead = np.array([max(v["active_seconds"] - sum(s for _, s in v["slices"]), 0.0) for v in volumes])
     kept = [] if empty.size else ["empty-slice time"]
 
     def sd(values: np.ndarray) -> float | None:
         return float(values.std(ddof=1)) if values.size > 1 else None
 
-    label = str(path) if len(files) == 1 else f"{path} ({len(files)} files)"
     note = f"; {', '.join(kept)} from {fallback.source}" if kept else ""
     return CostModel(
         seconds_per_object_slice=float(obj.mean()),

@@ -95,16 +95,31 @@ class Advice:
         if p.more_volumes is not None:
             lines.append(f"With {p.more_volumes.n_volumes} volumes (you have {p.volumes_available}) the planner "
                          f"expects {p.more_volumes.expected_iou:.3f}.")
+        if p.unit == "hours":
+            lines.append(f"Hours from costs {p.costs['source']}.")
         if p.volumes_source != "given":
             lines.append(f"Volumes: {p.volumes_available}, the study's; set the volumes you have.")
         lines.append(f"Planner self-check: {p.self_check.summary()}.")
         return "\n".join(lines)
 
 
+def session_costs(ledger: SliceLedger, fallback: CostModel) -> CostModel:
+    """The annotator's own costs so far (this session's timed slices), or ``fallback`` before the first
+    timed object slice: what a budget in hours is converted with."""
+    from slicebudget.planning.costs import fit_costs, validate_volumes
+
+    from napari_slicebudget.logic.costs import volume_costs
+
+    entry = volume_costs(ledger, "this session")
+    if not any(s["kind"] == "object" for s in entry["slices"]):
+        return fallback
+    return fit_costs(validate_volumes([entry]), fallback, "this session")
+
+
 def recommend(study: Study, budget: float, depth: int, available: int | None = None, dims: int | None = None,
-              model: str | None = None, unit: str = "slices") -> Advice:
+              model: str | None = None, unit: str = "slices", costs: CostModel | None = None) -> Advice:
     """The planner's best plan for ``budget`` on ``available`` volumes of ``depth`` slices (best model
-    unless ``dims``/``model`` narrow it)."""
+    unless ``dims``/``model`` narrow it); ``costs`` default to the study's."""
     if depth < 1:
         raise UserError(f"volume depth must be at least one slice, got {depth}")
     pool = [(m, d) for m, d in study.models if (dims is None or d == dims) and (model is None or m == model)]
@@ -117,7 +132,8 @@ def recommend(study: Study, budget: float, depth: int, available: int | None = N
         except UserError as exc:
             problems.append(exc)
             continue
-        plans.append(plan_surface(surface, check, budget, unit, available, None, study.costs, depth, str(study.folder)))
+        plans.append(plan_surface(surface, check, budget, unit, available, None, costs or study.costs, depth,
+                                  str(study.folder)))
     if not plans:
         raise problems[0]
     return Advice(max(plans, key=lambda p: p.best.expected_iou), int(depth))

@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from slicebudget.errors import UserError
 
-from napari_slicebudget.logic.budget import Study, load_study, pace, recommend
+from napari_slicebudget.logic.budget import Study, load_study, pace, recommend, session_costs
 from napari_slicebudget.widgets._common import LayerCombo, guarded, status_label
 from napari_slicebudget.widgets.sessions import find_session, session_of
 
@@ -109,14 +109,15 @@ class BudgetWidget(QWidget):
     def update_view(self, *_):
         unit = self.unit_combo.currentText()
         planned = int(self.budget_spin.value()) if unit == "slices" else 0
+        session = self._session()
         if self.study is not None:
             dims, model = self.dims_combo.currentText(), self.model_combo.currentText()
+            costs = session_costs(session.ledger, self.study.costs) if session is not None else self.study.costs
             advice = recommend(self.study, self.budget_spin.value(), self.depth_spin.value(),
                                self.volumes_spin.value() or None, None if dims in ("", ANY) else int(dims[0]),
-                               None if model in ("", ANY) else model, unit)
+                               None if model in ("", ANY) else model, unit, costs)
             self.advice_label.setText(advice.text())
             planned = advice.total
-        session = self._session()
         if session is None:
             self.pace_label.setText("Time against plan shows once a Slice planner session is running.")
             return
