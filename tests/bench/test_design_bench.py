@@ -77,6 +77,14 @@ def test_bad_input_is_one_line(records, tmp_path, capsys, args, message):
     assert message in err and err.count("\n") == 1
 
 
+def test_synthetic_reference_is_written_once_and_replayed(tmp_path, capsys):
+    folder = tmp_path / "syn"
+    assert main(["bench", "design", "--synthetic", str(folder), "--seeds", "1", "--budgets", "36"]) == 0
+    assert (folder / "study.sqlite").is_file() and "(48 runs)" in capsys.readouterr().out
+    assert main(["bench", "design", "--seeds", "1"]) == 2
+    assert "give one of --reference" in capsys.readouterr().err
+
+
 def test_an_unfinished_reference_is_refused(records, tmp_path, capsys):
     from slicebudget.study.store import StudyStore
 

@@ -23,7 +23,11 @@ def parse_budgets(text: str | None) -> list[float] | None:
 
 @bench_app.command("design")
 def bench_design_command(
-    reference: Path = typer.Option(..., "--reference", help="A finished full study (its folder) to replay against."),
+    reference: Path = typer.Option(None, "--reference", help="A finished full study (its folder) to replay against."),
+    synthetic: Path = typer.Option(None, "--synthetic", help="Instead: write (once) a synthetic full study here, 4 "
+                                                             "densities x 4 volume fractions x 3 repeats from a known "
+                                                             "budget surface (slicebudget.bench.planning), and replay "
+                                                             "against it."),
     seeds: int = typer.Option(10, "--seeds", min=1, help="Replays, with seeds 0..SEEDS-1."),
     budgets: str = typer.Option(None, "--budgets", help="Target budgets, comma separated (default: three "
                                                          "inside the grid's cell budgets)."),
@@ -40,6 +44,15 @@ def bench_design_command(
     from slicebudget.design.propose import candidate_from_record, check_budgets, check_run_limit, default_budgets
     from slicebudget.planning.plan import study_costs
 
+    if (reference is None) == (synthetic is None):
+        raise UserError("give one of --reference STUDY_DIR (a finished full study) or --synthetic FOLDER")
+    if synthetic is not None:
+        from slicebudget.bench.planning import synthetic_runs, write_synthetic_study
+
+        if not (synthetic / "study.sqlite").is_file():
+            write_synthetic_study(synthetic, synthetic_runs(densities=(0.1, 0.2, 0.3, 0.5),
+                                                            fractions=(0.25, 0.5, 0.75, 1.0), repeats=3))
+        reference = synthetic
     runs = reference_runs(reference)
     grid = [candidate_from_record(r) for r in runs]
     costs = study_costs(reference, None)
