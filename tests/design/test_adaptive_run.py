@@ -113,3 +113,17 @@ def test_resume_with_a_changed_config_is_refused_and_keeps_every_run(adaptive_co
     code = main(["run", str(adaptive_config()), "--out", str(out)])
     assert code == 2 and "holds an adaptive design" in capsys.readouterr().err
     assert _state(out) == before
+
+
+def test_design_in_the_yaml_makes_the_study_adaptive_and_the_command_line_wins(adaptive_config):
+    from slicebudget.design.adaptive import settings_from
+    from slicebudget.errors import UserError
+    from slicebudget.study.config import load_config
+
+    config = load_config(adaptive_config(design={"adaptive": True, "max_runs": 7, "budgets": [12], "unit": "slices"}))
+    assert settings_from(config, False, None, None, None) == AdaptiveSettings([12.0], "slices", 7, 0)
+    assert settings_from(config, False, 9, [20.0], None) == AdaptiveSettings([20.0], "slices", 9, 0)
+    plain = load_config(adaptive_config("plain.yaml"))
+    assert settings_from(plain, False, None, None, None) is None
+    with pytest.raises(UserError, match="add --adaptive"):
+        settings_from(plain, False, 9, None, None)
