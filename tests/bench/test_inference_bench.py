@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from slicebudget.cli.main import main
-from slicebudget.inference.nmsw import build_nmsw_model, save_nmsw
+from slicebudget.models.nmsw import build_nmsw_model, save_nmsw
 from slicebudget.bench.inference import k_values, target_checks
 
 

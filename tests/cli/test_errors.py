@@ -45,3 +45,10 @@ def test_user_error_is_one_line(tmp_path, capsys):
 def test_debug_shows_traceback(tmp_path):
     with pytest.raises(UserError):
         main(["--debug", "select", str(tmp_path / "nope.nii.gz"), "--policy", "fixed", "--density", "0.1"])
+
+
+def test_unknown_option_is_a_usage_line_not_a_traceback(capsys):
+    code = main(["select", "--bogus"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "No such option: --bogus" in err and "Traceback" not in err

@@ -7,7 +7,7 @@ import torch
 
 from slicebudget.errors import UserError
 from slicebudget.inference import INFERERS, build_inferer, inferer_parameters
-from slicebudget.inference.nmsw.patches import patch_grid
+from slicebudget.models.nmsw.patches import patch_grid
 
 from .nmsw.conftest import CLASSES, PATCH, VOLUME, make_model
 

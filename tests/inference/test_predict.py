@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from slicebudget.inference import predict_case, sliding_window_inference
+from slicebudget.models.predict import predict_case
+from slicebudget.models.sliding_window import sliding_window_inference
 
 
 def pointwise_net(dims: int) -> nn.Module:

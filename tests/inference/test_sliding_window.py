@@ -8,12 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from slicebudget.inference import (
-    SlidingWindowInferer,
-    gaussian_importance_map,
-    sliding_window_inference,
-    window_starts,
-)
+from slicebudget.inference import SlidingWindowInferer
+from slicebudget.models.sliding_window import gaussian_importance_map, sliding_window_inference, window_starts
 
 
 def identity_net(channels: int) -> nn.Module:

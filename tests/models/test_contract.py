@@ -56,9 +56,9 @@ def test_same_seed_same_weights_and_output(name, dims):
 
 
 @pytest.mark.parametrize(("name", "dims"), CASES, ids=IDS)
-def test_overfits_one_case(name, dims, make_blob):
+def test_overfits_one_case(name, dims, make_blob_case):
     torch.manual_seed(0)
-    image, target = make_blob(dims, TINY[dims][0])
+    image, target = make_blob_case(dims, TINY[dims][0])
     params = {"base_channels": 8, "depth": 3} if name == "unet3d" else {}  # the default is slow for a test
     model = create_model(name, dims=dims, in_channels=1, classes=2, **params).train()
     if hasattr(model, "set_phase"):

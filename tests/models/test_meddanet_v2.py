@@ -9,7 +9,8 @@ from slicebudget.models import create_model
 from slicebudget.models.meddanet_v2.crop import centre_from_fraction, crop_window, place_window
 from slicebudget.models.meddanet_v2.network import CROP, FULL, SKIP, MedDANetV2
 from slicebudget.models.meddanet_v2.quant import QuantConv2d, quantize_weight, straight_through_one_hot
-from slicebudget.models.meddanet_v2.training import evaluate_volumes, train_meddanet_v2
+from slicebudget.models.meddanet_v2.training import evaluate_volumes
+from slicebudget.training.meddanet_v2 import train_meddanet_v2
 
 
 def _forced(model: MedDANetV2, choice: int) -> MedDANetV2:

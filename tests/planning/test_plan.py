@@ -129,3 +129,14 @@ def test_plans_stay_within_the_studied_range_when_the_budget_allows(fitted):
     assert plan.best.n_volumes <= 16 and plan.best.slices_per_volume <= 10 and plan.best.extrapolated is None
     assert "It spends 160 of the 5000 slices" in plan.sentence and "at most 10 slices per volume and 16 volumes" in plan.sentence
     assert plan.more_volumes is None or plan.more_volumes.n_volumes <= 32
+
+
+def test_the_dense_baseline_does_not_widen_the_studied_range():
+    runs = synthetic_runs(seed=9)
+    dense = [dict(r, density=1.0, volume_fraction=1.0, is_dense_baseline=True, slices_per_volume=20.0,
+                  n_volumes=16, budget_slices=320, run_id=f"dense-{r['repeat']}")
+             for r in runs if r["density"] == 0.5 and r["volume_fraction"] == 1.0]
+    surface, check = fit_model(runs + dense, MODEL, 2, None)
+    assert surface.studied_range()["k"] == (2.0, 10.0)
+    plan = plan_surface(surface, check, budget=60)
+    assert plan.best.slices_per_volume <= 10

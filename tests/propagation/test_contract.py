@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from slicebudget.errors import UserError
-from slicebudget.propagation import PROPAGATORS, PROVENANCES, propagate
+from slicebudget.propagation import PROPAGATORS, PROVENANCES, Propagator, get_propagator, propagate
 from slicebudget.volume import SparseAnnotation
 
 # Object on slices 4..15. Annotated: 6 and 12 (both hold classes 1 and 2), 14 annotated as EMPTY
@@ -94,7 +94,7 @@ def test_progress_reports_reach_total(outcome):
 
 def test_unknown_method_lists_valid_names(case):
     image, _, annotation = case
-    with pytest.raises(UserError, match="valid methods: sli2vol, sdf, nearest, mci"):
+    with pytest.raises(UserError, match="valid methods: " + ", ".join(PROPAGATORS)):
         propagate(image, annotation, method="magic")
 
 
@@ -109,3 +109,11 @@ def test_shape_mismatch_is_refused(case):
     image, _, annotation = case
     with pytest.raises(UserError, match="differs"):
         propagate(image[:, :-1], annotation, method="nearest")
+
+
+@pytest.mark.parametrize("name", sorted(PROPAGATORS))
+def test_is_a_propagator_rebuilt_from_its_params(name):
+    built = get_propagator(name)
+    assert isinstance(built, Propagator)
+    params = built.get_params()
+    assert type(built)(**params).get_params() == params

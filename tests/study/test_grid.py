@@ -143,3 +143,15 @@ def test_impossible_phantom_grid_is_refused_before_generating_data(tmp_path):
     with pytest.raises(UserError, match="0.2 of 4 training volumes"):
         run_study(path, tmp_path / "study", execute=FakeExecute(), write_report=None)
     assert not (tmp_path / "study" / "data").exists()
+
+
+def test_every_spec_reads_as_a_typed_run_spec_and_back_unchanged(write_config, tiny_dataset):
+    # The run id hashes the JSON; execute_run reads the typed RunSpec: the two must never drift apart.
+    from slicebudget.study.run_spec import RunSpec
+
+    models = [{"name": "unet", "encoder": "resnet18", "dims": 2},
+              {"name": "unet3d", "dims": 3, "patch_size": [8, 16, 16], "inference": {"name": "nmsw", "k": 2}}]
+    for _, spec in grid_of(write_config(models=models), tiny_dataset):
+        typed = RunSpec.of(spec)
+        assert typed.to_json() == spec
+        assert typed.model.inference.name in ("sliding_window", "nmsw")

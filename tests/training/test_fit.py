@@ -151,3 +151,33 @@ def test_without_validation_final_weights_are_kept(make_net, data):
     assert math.isnan(result.best_val_dice)
     assert [r["iteration"] for r in result.history] == [2, 4]
     assert all(np.isnan(r["val_dice"]) for r in result.history)
+
+
+def test_core_runs_phases_with_extra_losses_and_callbacks():
+    from slicebudget.training.fit import Phase, fit
+
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    started, seen = [], []
+
+    def sgd():
+        return torch.optim.SGD([w], lr=0.1), None
+
+    phases = [Phase(2, sgd, start=lambda: started.append(0)),
+              Phase(0, lambda: pytest.fail("an empty phase builds no optimiser"), start=lambda: started.append(1)),
+              Phase(1, sgd, start=lambda: started.append(2))]
+    fit(phases, lambda step: (w * 0).sum(), extra_losses=[lambda step: (w ** 2).sum()],
+        callbacks=[lambda step, loss: seen.append((step.iteration, step.phase, step.step, round(loss.item(), 6)))])
+    assert started == [0, 1, 2]
+    # the main loss is flat: only the extra loss w^2 moves w, by SGD w <- w - 0.1 * 2w = 0.8 w per step
+    assert seen == [(1, 0, 0, 1.0), (2, 0, 1, 0.64), (3, 2, 0, 0.4096)]
+    assert w.item() == pytest.approx(0.8 ** 3)
+
+
+def test_core_refuses_a_non_finite_loss_before_stepping():
+    from slicebudget.training import TrainingDiverged
+    from slicebudget.training.fit import Phase, fit
+
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    with pytest.raises(TrainingDiverged, match="at iteration 1"):
+        fit([Phase(1, lambda: (torch.optim.SGD([w], lr=0.1), None))], lambda step: w.sum() * float("nan"))
+    assert w.item() == 1.0

@@ -32,8 +32,8 @@ from slicebudget.bench.inference_methods import (
     phantom_cases,
     train_bench_model,
 )
-from slicebudget.inference.nmsw.model import load_nmsw, save_nmsw
-from slicebudget.inference.nmsw.patches import patch_grid
+from slicebudget.models.nmsw.model import load_nmsw, save_nmsw
+from slicebudget.models.nmsw.patches import patch_grid
 
 SW_BATCH_SIZES = (1, 2, 4, 8)
 
@@ -58,7 +58,7 @@ def _onednn_conv_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int
 
 def count_macs(fn: Callable[[], torch.Tensor]) -> int:
     """MACs of ``fn()``; convolutions that NMSW sends straight to oneDNN
-    (:mod:`slicebudget.inference.nmsw.onednn`) are counted like any other convolution."""
+    (:mod:`slicebudget.models.nmsw.onednn`) are counted like any other convolution."""
     from torch.utils.flop_counter import FlopCounterMode
 
     custom = {torch.ops.aten.mkldnn_convolution: _onednn_conv_flops}

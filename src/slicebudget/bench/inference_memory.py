@@ -56,7 +56,7 @@ def child_main(argv: list[str] | None = None) -> None:
     import torch
 
     from slicebudget.bench.inference_methods import make_method
-    from slicebudget.inference.nmsw.model import load_nmsw
+    from slicebudget.models.nmsw.model import load_nmsw
 
     job = json.loads((argv or sys.argv[1:])[0])
     torch.set_num_threads(int(job["threads"]))

@@ -21,9 +21,9 @@ import torch
 
 from slicebudget.errors import UserError
 from slicebudget.inference.nmsw.inferer import NMSWInferer
-from slicebudget.inference.nmsw.model import NMSWModel, build_nmsw_model
+from slicebudget.models.nmsw.model import NMSWModel, build_nmsw_model
 from slicebudget.inference.nmsw.random_foreground import RandomForegroundInferer
-from slicebudget.inference.nmsw.train import train_nmsw
+from slicebudget.training.nmsw import train_nmsw
 
 METHODS = ("sw", "nmsw", "rf")
 
@@ -48,7 +48,7 @@ class BenchSetup:
 
 def make_method(name: str, model: NMSWModel, k: int | None, batch_size: int, patch_size: Sequence[int]) -> Callable:
     """``method(image) -> logits`` for one benchmark row."""
-    from slicebudget.inference.sliding_window import sliding_window_inference
+    from slicebudget.models.sliding_window import sliding_window_inference
 
     if name == "sw":
         return lambda image: sliding_window_inference(image, model.local_net, tuple(patch_size), 0.5, batch_size)

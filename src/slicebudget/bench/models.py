@@ -136,7 +136,8 @@ def bench_meddanet(
     """
     import torch
 
-    from slicebudget.models.meddanet_v2.training import evaluate_volumes, train_meddanet_v2
+    from slicebudget.models.meddanet_v2.training import evaluate_volumes
+    from slicebudget.training.meddanet_v2 import train_meddanet_v2
     from slicebudget.models.registry import create_model
 
     shape = (depth, slice_size, slice_size)

@@ -26,3 +26,4 @@ app.add_typer(propagation_app, name="propagation")
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")):
     """Plan annotation budgets and choose slices to annotate in CT and MRI segmentation."""
+    # `cli.main` reads the parsed value from the click context; nothing to do here.

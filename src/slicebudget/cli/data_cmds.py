@@ -35,18 +35,14 @@ def phantom(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder."),
 ):
     """Write a procedural phantom dataset as an nnU-Net v2 raw dataset."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from slicebudget.cli.console import progress_bar
     from slicebudget.data.phantoms import validate_grid, validate_task, write_phantom_dataset
 
     shape_t = parse_triple(shape, int, "--shape")
     spacing_t = parse_triple(spacing, float, "--spacing")
     validate_task(task)
     validate_grid(shape_t, spacing_t)
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as progress:
+    with progress_bar() as progress:
         bar = progress.add_task(f"{task} phantom", total=cases + test_cases)
         path = write_phantom_dataset(out, task, cases=cases, seed=seed, shape=shape_t, spacing=spacing_t,
                                      test_cases=test_cases, overwrite=overwrite,
@@ -66,19 +62,14 @@ def check(
 ):
     """Check a dataset (MIST-style): headers, label values, spacing, normalisation. Exit 1 on fatal problems."""
     from rich import box
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table
 
+    from slicebudget.cli.console import output_console, progress_bar
     from slicebudget.data.checks import check_dataset
     from slicebudget.io import atomic_write
 
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
-        console = Console(width=160)
-    err = Console(stderr=True)
-    with Progress(TextColumn("checking {task.fields[case]}"), BarColumn(), MofNCompleteColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as progress:
+    console = output_console()
+    with progress_bar("checking {task.fields[case]}") as progress:
         bar = progress.add_task("check", total=None, case="")
         report = check_dataset(
             dataset_dir, on_case=lambda case_id, done, total: progress.update(bar, completed=done, total=total, case=case_id))

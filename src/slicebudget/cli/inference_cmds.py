@@ -28,19 +28,20 @@ def bench_inference(
     runs: int = typer.Option(3, "--runs", min=3, help="Timed runs per row (the median is reported), after one warm-up."),
 ):
     """Time, count MACs, measure peak memory and score Dice of SW, NMSW and RF on phantom volumes."""
-    from rich.console import Console
     from rich.table import Table
+
+    from slicebudget.cli.console import output_console, status_console
 
     from slicebudget.data.phantoms import validate_task
     from slicebudget.bench.inference import run_inference_bench, target_checks
     from slicebudget.bench.inference_methods import BenchSetup
-    from slicebudget.inference.nmsw.patches import patch_grid
+    from slicebudget.models.nmsw.patches import patch_grid
     from slicebudget.io import atomic_write
 
     setup = BenchSetup(task=validate_task(task))
     if checkpoint is not None and checkpoint.exists() and not checkpoint.is_file():
         raise UserError("--checkpoint must be a file", checkpoint)
-    err = Console(stderr=True)
+    err = status_console()
     grid = patch_grid(setup.volume_shape, setup.patch_size)
     err.print(f"volume {setup.volume_shape}, patch {setup.patch_size}, overlap 0.5: "
               f"N = {' x '.join(map(str, grid.grid_shape))} = {grid.n_patches} patches; {threads} torch thread(s)")
@@ -56,7 +57,7 @@ def bench_inference(
         table.add_row(row["method"], "-" if k is None else str(k), "-" if k is None else f"{k / n:.1%}",
                       f"{row['seconds']:.3f}", f"{sw['seconds'] / row['seconds']:.1f}x", f"{row['macs'] / 1e9:.2f}",
                       f"{1 - row['macs'] / sw['macs']:.1%}", f"{row['peak_mb']:.0f}", f"{row['dice']:.3f}")
-    console = Console() if Console().is_terminal else Console(width=160)
+    console = output_console()
     console.print(table)
     console.print("MACs = FLOPs / 2 from torch's FlopCounterMode (convolutions and matrix products only); peak MB = "
                   "RSS high-water mark above the pre-run RSS in a fresh process per method.")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
+import typer.main
 
 from slicebudget.cli.app import app
 from slicebudget.errors import UserError
@@ -12,24 +13,34 @@ from slicebudget.errors import UserError
 # Importing a command module registers its commands on the apps in slicebudget.cli.app.
 from slicebudget.cli import data_cmds, design_cmds, inference_cmds, models_cmds, plan_cmds, propagation_cmds, report_cmds, selection_cmds, study_cmds  # noqa: E402,F401
 
+try:  # typer vendors click as typer._click; its usage errors are not click's own classes
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - a typer that uses click itself
+    from click.exceptions import ClickException
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    command = typer.main.get_command(app)
+    debug = False
     try:
-        # Without standalone mode, click *returns* the code of a `typer.Exit(code)` instead of raising.
-        result = app(args=argv, prog_name="budget-study", standalone_mode=False)
+        # Parse first, so that the root's declared --debug option is known when a command fails.
+        with command.make_context("budget-study", argv) as ctx:
+            debug = bool(ctx.params.get("debug"))
+            result = command.invoke(ctx)
     except UserError as exc:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:  # --help, and commands that exit with a code
         return exc.exit_code
-    except click.ClickException as exc:
+    except ClickException as exc:  # unknown options, missing arguments, bad values
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except KeyboardInterrupt:
+        return 130
+    except (typer.Abort, EOFError):
         print("aborted", file=sys.stderr)
         return 130
     return result if isinstance(result, int) else 0

@@ -26,20 +26,18 @@ def bench_models_command(
     seed: int = typer.Option(0, help="Seed for weights, phantoms and training."),
 ) -> None:
     """Measure every registered model at a standard input (2D 1x1x256x256, 3D 1x4x128^3)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from slicebudget.cli.console import output_console, progress_bar
     from slicebudget.errors import UserError
     from slicebudget.bench.models import bench_meddanet, bench_models
 
-    console = Console()
+    console = output_console()
     try:
         phase_steps = tuple(int(s) for s in steps.split(","))
     except ValueError:
         raise UserError(f"--steps must be comma-separated integers, got {steps!r}") from None
     result: dict = {}
     if not meddanet_only:
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as progress:
+        with progress_bar() as progress:
             names = models or None
             from slicebudget.models.registry import MODEL_REGISTRY
 
@@ -56,7 +54,7 @@ def bench_models_command(
         console.print(_models_table(records))
     if meddanet or meddanet_only:
         total = sum(phase_steps)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as progress:
+        with progress_bar() as progress:
             task = progress.add_task("training Med-DANet V2", total=total)
 
             def on_progress(record: dict) -> None:

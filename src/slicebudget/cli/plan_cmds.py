@@ -86,6 +86,9 @@ def print_plan(result) -> None:
     console.print(f"Self-check of the {result.surface['form']} surface ({result.surface['formula']}; "
                   f"{result.surface['n_cells']} cells, {result.surface['n_runs']} runs): {check.summary()}.",
                   highlight=False)
+    if check.non_monotone:
+        console.print(f"Set aside (their fit lowers IoU when annotation is added): {', '.join(check.non_monotone)}.",
+                      highlight=False)
     console.print(f"Volumes available: {result.volumes_available} ({result.volumes_source}). "
                   f"Costs: {result.costs['source']}.", highlight=False)
     for other in result.other_models:

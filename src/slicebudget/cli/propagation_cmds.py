@@ -10,9 +10,9 @@ from slicebudget.cli.app import app, bench_app, propagation_app
 
 
 def _progress_bar(description: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from slicebudget.cli.console import progress_bar
 
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+    return progress_bar(description)
 
 
 @app.command("propagate")
@@ -43,15 +43,17 @@ def propagate_cmd(
 
     from slicebudget.errors import UserError
     from slicebudget.io import read_labels, read_volume, write_volume
-    from slicebudget.propagation import PROVENANCES, get_propagator, propagate
+    from slicebudget.propagation import PROPAGATORS, PROVENANCES, get_propagator, propagate, propagator_parameters
     from slicebudget.propagation.sidecar import write_sidecar
     from slicebudget.propagation.labels import check_declared, read_declared_labels
     from slicebudget.volume import SparseAnnotation
 
     given = {"model": model, "fallback": fallback, "max_beyond": max_beyond}
     params = {k: v for k, v in given.items() if v is not None}
-    if params and method != "sli2vol":
-        raise UserError(f"--{next(iter(params)).replace('_', '-')} applies to method sli2vol only, not {method!r}")
+    foreign = [k for k in params if k not in propagator_parameters(method)]
+    if foreign:
+        takers = [m for m in PROPAGATORS if foreign[0] in propagator_parameters(m)]
+        raise UserError(f"--{foreign[0].replace('_', '-')} applies to method {' or '.join(takers)} only, not {method!r}")
     get_propagator(method, **params)  # refuse an unknown method or parameter before reading anything
     declared = read_declared_labels(dataset) if dataset is not None else None
     volume = read_volume(image)
@@ -93,14 +95,9 @@ def train_cmd(
     settings = TrainingSettings(iterations=iterations, batch=batch, crop=crop, seed=seed)
     with _progress_bar("training sli2vol") as bar:
         task = bar.add_task("train", total=iterations)
-        final = train_from_datasets(
-            dataset_dirs,
-            out,
-            settings,
-            cases_per_dataset=cases_per_dataset or None,
-            device=pick_device(device),
-            progress=lambda done, total, loss: bar.update(task, completed=done),
-        )
+        final = train_from_datasets(dataset_dirs, out, settings, cases_per_dataset=cases_per_dataset or None,
+                                    device=pick_device(device),
+                                    progress=lambda done, total, loss: bar.update(task, completed=done))
     typer.echo(f"wrote {out} (final reconstruction loss {final:.4f} over the last steps)")
 
 

@@ -19,11 +19,10 @@ def report(
     ),
 ):
     """Write report.html, report_runs.csv, report.json and summary.json into STUDY_DIR."""
-    from rich.console import Console
-
+    from slicebudget.cli.console import output_console
     from slicebudget.report import write_report
 
-    console = Console()
+    console = output_console()
     with console.status("building the report"):
         html_path = write_report(study_dir, budget_tolerance=budget_tolerance)
     print_planned(study_dir)

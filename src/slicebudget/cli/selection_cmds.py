@@ -70,15 +70,11 @@ def sparsify(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder."),
 ):
     """Write a sparse nnU-Net v2 dataset: unchosen volumes left out, unchosen slices set to the ignore label."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from slicebudget.cli.console import progress_bar
     from slicebudget.selection.sparsify import write_sparse_dataset
 
     chosen_policy = _policy(policy, features)
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as progress:
+    with progress_bar() as progress:
         bars = {}
 
         def on_step(stage: str, case_id: str) -> None:
@@ -100,13 +96,13 @@ def bench_selection(
     pool: int = typer.Option(50_000, "--pool", min=1000, help="Slices in the dataset-level pool."),
 ):
     """Time coreset selection on a 300 x 512 x 512 volume and dataset-level k-center on a large pool."""
-    from rich.console import Console
     from rich.table import Table
 
+    from slicebudget.cli.console import output_console, status_console
     from slicebudget.io import atomic_write
     from slicebudget.bench.selection import run_selection_bench
 
-    err = Console(stderr=True)
+    err = status_console()
     with err.status("benchmarking slice selection") as status:
         report = run_selection_bench(runs=runs, pool_size=pool, on_stage=lambda text: status.update(text))
     table = Table(title=f"slice selection ({report['machine']})")
@@ -117,9 +113,7 @@ def bench_selection(
         met = "-" if row["target_s"] is None else ("yes" if row["met"] else "NO")
         table.add_row(row["name"], row["what"], _seconds(row["median_s"]),
                       ", ".join(_seconds(t) for t in row["runs_s"]), target, met)
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
-        console = Console(width=160)
+    console = output_console()
     console.print(table)
     if json_out is not None:
         with atomic_write(json_out) as tmp:

@@ -43,6 +43,7 @@ def run(
     """
     from slicebudget.cli.design_cmds import parse_budgets
     from slicebudget.design.adaptive import StudyDesign, check_resume, settings_from
+    from slicebudget.report import write_report
     from slicebudget.study.config import load_config
     from slicebudget.study.progress import RichView
     from slicebudget.study.runner import default_study_dir, run_study
@@ -62,7 +63,7 @@ def run(
     try:
         outcome = run_study(config, study_dir, dataset=dataset, executor=executor, workers=workers,
                             scheduler=scheduler, retry_failed=retry_failed, threads=threads, view=view,
-                            design=design)
+                            write_report=write_report, design=design)
     except KeyboardInterrupt:
         view.console.print("interrupted: unfinished runs are back to pending; run the same command to resume")
         raise
@@ -84,9 +85,9 @@ def run(
 @app.command("status")
 def status(study_dir: Path = typer.Argument(..., help="A study folder written by `budget-study run`.")):
     """Count the study's runs by status, and say whether a runner is at work on it."""
-    from rich.console import Console
     from rich.table import Table
 
+    from slicebudget.cli.console import output_console
     from slicebudget.study.progress import describe_run
     from slicebudget.study.runner import lock_holder
     from slicebudget.study.store import STATUSES, StudyStore
@@ -100,7 +101,7 @@ def status(study_dir: Path = typer.Argument(..., help="A study folder written by
     for name in STATUSES:
         table.add_row(name, str(counts[name]))
     table.add_row("[bold]total[/bold]", f"[bold]{sum(counts.values())}[/bold]")
-    console = Console()
+    console = output_console()
     console.print(table)
     holder = lock_holder(study_dir)
     if holder:

@@ -2,6 +2,7 @@
 
 from slicebudget.io.atomic import atomic_dir, atomic_write
 from slicebudget.io.datasets import Case, Dataset, LoadedCase, NnUNetWriter, open_dataset
+from slicebudget.io.json_file import read_json
 from slicebudget.io.images import IMAGE_SUFFIXES, read_image, read_labels, read_volume, write_volume
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "atomic_write",
     "open_dataset",
     "read_image",
+    "read_json",
     "read_labels",
     "read_volume",
     "write_volume",

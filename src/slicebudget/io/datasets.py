@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from slicebudget.errors import UserError
 from slicebudget.io.atomic import atomic_write
 from slicebudget.io.images import IMAGE_SUFFIXES, read_labels, read_volume, strip_suffix, write_volume
+from slicebudget.io.json_file import read_json
 from slicebudget.volume import SourceGeometry, Volume
 
 CT_NAMES = {"ct", "computed tomography"}
@@ -100,12 +101,7 @@ def _read_component(path: Path, index: int) -> Volume:
 
 
 def _load_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise UserError("dataset.json not found", path) from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"invalid JSON ({exc.msg} at line {exc.lineno})", path) from exc
+    return read_json(path, missing="dataset.json not found")
 
 
 def open_dataset(path: str | Path) -> Dataset:

@@ -190,9 +190,9 @@ def fit_model(runs: list[dict], model: str, dims: int, study_dir: str | Path | N
     problem = too_few(runs, obs)
     if problem:
         raise UserError(problem, study_dir)
-    form, errors = choose_form(obs)
+    form, errors, aside = choose_form(obs)
     surface = fit_surface(obs, FORMS[form], replicates, seed)
-    return surface, self_check(obs, form, errors, seed=seed)
+    return surface, self_check(obs, form, errors, seed=seed, non_monotone=aside)
 
 
 def within_reach(surface: Surface, budget: float, unit: str, costs: CostModel, available: int,

@@ -12,8 +12,10 @@
   from the rest, which is extrapolation in budget: what a plan beyond the study does.
 - Noise floor: the MAE a perfect surface would still get, because a held-out cell mean carries its
   own repeat noise: mean over cells of sqrt(2 / pi) * sigma_cell / sqrt(runs).
-- Form choice: every usable form's LOCO MAE; the smallest wins. That choice uses the same folds, so
-  the chosen form's LOCO MAE is slightly optimistic; the other forms' errors are shown beside it.
+- Form choice: every usable form's LOCO MAE; the smallest wins among the forms whose fit never
+  lowers IoU when volumes or slices are added (a fit that does follows noise, and a plan would buy
+  less annotation to get more IoU); all forms compete when none qualifies. That choice uses the same
+  folds, so the chosen form's LOCO MAE is slightly optimistic; the other forms' errors are shown.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class SelfCheck:
     largest_coverage80: float
     noise_floor: float
     form_errors: dict[str, float] = field(default_factory=dict)
+    non_monotone: list[str] = field(default_factory=list)  # forms set aside: IoU fell with more annotation
 
     def as_dict(self) -> dict:
         return plain(asdict(self))
@@ -97,11 +100,37 @@ def loco_point_errors(obs: Observations) -> dict[str, float]:
     return out
 
 
-def choose_form(obs: Observations) -> tuple[str, dict[str, float]]:
+MONOTONE_TOLERANCE = 0.01
+
+
+def non_monotone_forms(obs: Observations, names) -> list[str]:
+    """Forms whose fit lowers the expected IoU when volumes or slices per volume are added (by more
+    than MONOTONE_TOLERANCE anywhere on the studied grid): noise they followed, not a budget effect."""
+    from slicebudget.planning.fit import fit_grid
+
+    at, weights = training_inputs(obs), cell_weights(obs)
+    n = np.geomspace(obs.n.min(), obs.n.max(), 8)
+    k = np.geomspace(obs.k.min(), obs.k.max(), 8)
+    out = []
+    for name in names:
+        fit = fit_grid(FORMS[name], at, obs.cell_means(), weights)
+        for level in range(len(obs.levels)):
+            grid = fit.predict(*np.meshgrid(n, k, indexing="ij"), level)[0].reshape(n.size, k.size)
+            if np.diff(grid, axis=0).min() < -MONOTONE_TOLERANCE or np.diff(grid, axis=1).min() < -MONOTONE_TOLERANCE:
+                out.append(name)
+                break
+    return out
+
+
+def choose_form(obs: Observations) -> tuple[str, dict[str, float], list[str]]:
+    """The form with the smallest LOCO MAE among those that never lower IoU with more annotation
+    (all forms when none qualifies); also every form's error and the forms set aside."""
     errors = loco_point_errors(obs)
     if not errors:
         raise ValueError("no surface form can be identified from these cells")
-    return min(errors, key=errors.get), errors
+    aside = non_monotone_forms(obs, errors)
+    pool = [name for name in errors if name not in aside] or list(errors)
+    return min(pool, key=errors.get), errors, aside
 
 
 def _loco(form, obs: Observations, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -133,7 +162,7 @@ def _noise_without(obs: Observations, cell: int) -> RepeatNoise:
 
 
 def self_check(obs: Observations, form_name: str, form_errors: dict[str, float] | None = None,
-               replicates: int = CHECK_REPLICATES, seed: int = 0) -> SelfCheck:
+               replicates: int = CHECK_REPLICATES, seed: int = 0, non_monotone: list[str] | None = None) -> SelfCheck:
     form = FORMS[form_name]
     weights = cell_weights(obs)
     targets = np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases=False)])
@@ -153,6 +182,7 @@ def self_check(obs: Observations, form_name: str, form_errors: dict[str, float] 
         largest_coverage80=float(np.mean([h.covered for h in largest])) if largest else math.nan,
         noise_floor=noise_floor(obs),
         form_errors=dict(form_errors or {}),
+        non_monotone=list(non_monotone or []),
     )
 
 

@@ -48,8 +48,13 @@ class Surface:
                 max(1, int(np.ceil(k_lo / factor - 1e-9))), int(np.floor(k_hi * factor + 1e-9)))
 
     def studied_range(self) -> dict[str, tuple[float, float]]:
-        return {"n": (float(self.obs.n.min()), float(self.obs.n.max())),
-                "k": (float(self.obs.k.min()), float(self.obs.k.max()))}
+        """The n and k of the study's sparse grid. The dense baseline (every slice of every volume) is
+        fitted like any cell but does not widen the range: one cell at k = depth would otherwise make
+        every k up to the depth look studied, at every n."""
+        obs = self.obs
+        grid = ~((obs.density >= 1.0) & (obs.fraction >= 1.0))
+        n, k = (obs.n[grid], obs.k[grid]) if grid.any() else (obs.n, obs.k)
+        return {"n": (float(n.min()), float(n.max())), "k": (float(k.min()), float(k.max()))}
 
 
 def bootstrap_targets(obs: Observations, replicates: int, seed: int, cases: bool = True) -> np.ndarray:

@@ -21,9 +21,10 @@ from slicebudget.propagation.common import (
     PROVENANCES,
     ProgressCallback,
     PropagationResult,
+    Propagator,
     check_inputs,
 )
-from slicebudget.propagation.registry import PROPAGATORS, get_propagator
+from slicebudget.propagation.registry import PROPAGATORS, get_propagator, propagator_parameters
 from slicebudget.volume import SparseAnnotation
 
 
@@ -38,11 +39,11 @@ def propagate(
     """Propagate ``annotation`` through ``image`` (D, H, W) with the named method.
 
     ``progress(done, total)`` is called as slices are processed (the napari plugin's progress bar);
-    ``device`` ("cpu", "cuda", None = GPU when present) applies to learned methods; other keyword
-    parameters go to the method's constructor.
+    ``device`` ("cpu", "cuda", None = GPU when present) goes to methods that take one (the learned
+    ones); other keyword parameters go to the method's constructor.
     """
     check_inputs(image, annotation)
-    if method == "sli2vol":
+    if "device" in propagator_parameters(method):
         params = {"device": device, **params}
     propagator = get_propagator(method, **params)
     result = propagator.propagate(np.asarray(image), annotation, progress=progress)
@@ -54,4 +55,5 @@ def propagate(
     return PropagationResult(labels, confidence, provenance, result.signal)
 
 
-__all__ = ["PROPAGATORS", "PROVENANCES", "PropagationResult", "get_propagator", "propagate"]
+__all__ = ["PROPAGATORS", "PROVENANCES", "PropagationResult", "Propagator", "get_propagator", "propagate",
+           "propagator_parameters"]

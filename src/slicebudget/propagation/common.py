@@ -6,8 +6,10 @@ gap), or lies beyond the outermost annotated slice (an outer gap, with one side 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -55,6 +57,32 @@ class PropagationResult:
     def filled(self) -> np.ndarray:
         """(D,) bool: slices a method wrote labels on (not human, not left empty)."""
         return np.isin(self.provenance, list(FILLED))
+
+
+@runtime_checkable
+class Propagator(Protocol):
+    """What every propagation method is: built from keyword parameters that ``__init__`` only stores
+    (scikit-learn style, so ``type(p)(**p.get_params())`` rebuilds it), then ``propagate``.
+
+    Methods subclass this Protocol to inherit :meth:`get_params`; ``propagate`` returns labels
+    (D, H, W) with per-slice confidence and provenance, calls ``progress(done, total)`` as slices are processed, and
+    may leave human slices to :func:`slicebudget.propagation.propagate`, which restores them exactly.
+    """
+
+    def propagate(
+        self, image: np.ndarray, annotation: SparseAnnotation, progress: ProgressCallback | None = None
+    ) -> PropagationResult: ...
+
+    def get_params(self) -> dict:
+        """The keyword arguments ``__init__`` stored (scikit-learn convention)."""
+        return {k: getattr(self, k) for k in init_parameters(type(self))}
+
+
+def init_parameters(cls: type) -> tuple[str, ...]:
+    """Names of the keyword parameters of ``cls.__init__`` (none for a class without one)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return tuple(p.name for p in parameters
+                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from slicebudget.errors import UserError
 from slicebudget.propagation.common import (
     INTERPOLATION,
     NONE,
+    Propagator,
     ProgressCallback,
     PropagationResult,
     find_gaps,
@@ -32,7 +33,7 @@ def _load_itk():
     return itk
 
 
-class MorphologicalContourPropagator:
+class MorphologicalContourPropagator(Propagator):
     """Interpolate each class between annotated slices with ITK's MorphologicalContourInterpolator.
 
     Each class is interpolated on its own, inside runs of annotated slices that hold the class:
@@ -44,15 +45,8 @@ class MorphologicalContourPropagator:
     ``1 - distance_to_nearer_annotated_slice / gap_width``, as for ``sdf``.
     """
 
-    def __init__(self):
-        pass
-
-    def propagate(
-        self,
-        image: np.ndarray,
-        annotation: SparseAnnotation,
-        progress: ProgressCallback | None = None,
-    ) -> PropagationResult:
+    def propagate(self, image: np.ndarray, annotation: SparseAnnotation,
+                  progress: ProgressCallback | None = None) -> PropagationResult:
         itk = _load_itk()
         labels, confidence, provenance = start_result(annotation)
         annotated = annotation.annotated_slices

@@ -6,6 +6,7 @@ import numpy as np
 
 from slicebudget.propagation.common import (
     NEAREST,
+    Propagator,
     ProgressCallback,
     PropagationResult,
     fill_inner_gaps,
@@ -13,7 +14,7 @@ from slicebudget.propagation.common import (
 from slicebudget.volume import SparseAnnotation
 
 
-class NearestSlicePropagator:
+class NearestSlicePropagator(Propagator):
     """Fill each slice between two annotated slices with a copy of the nearer one.
 
     Ties (a slice exactly half-way) take the lower slice. An annotated-empty neighbour is copied like
@@ -24,12 +25,8 @@ class NearestSlicePropagator:
     Confidence follows :func:`~slicebudget.propagation.common.interpolation_confidence`.
     """
 
-    def propagate(
-        self,
-        image: np.ndarray,
-        annotation: SparseAnnotation,
-        progress: ProgressCallback | None = None,
-    ) -> PropagationResult:
+    def propagate(self, image: np.ndarray, annotation: SparseAnnotation,
+                  progress: ProgressCallback | None = None) -> PropagationResult:
         return fill_inner_gaps(annotation, copy_nearer, progress, NEAREST)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from slicebudget.propagation.common import (
+    Propagator,
     ProgressCallback,
     PropagationResult,
     fill_inner_gaps,
@@ -23,7 +24,7 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
     return np.where(mask, 0.5 - inside, outside - 0.5).astype(np.float32)
 
 
-class SignedDistancePropagator:
+class SignedDistancePropagator(Propagator):
     """Linear interpolation of per-class signed distance maps between two annotated slices.
 
     Each class is interpolated on its own; where two classes both claim a pixel, the one deeper
@@ -37,12 +38,8 @@ class SignedDistancePropagator:
     ``1 - distance_to_nearer_annotated_slice / gap_width`` (0 between two empty slices).
     """
 
-    def propagate(
-        self,
-        image: np.ndarray,
-        annotation: SparseAnnotation,
-        progress: ProgressCallback | None = None,
-    ) -> PropagationResult:
+    def propagate(self, image: np.ndarray, annotation: SparseAnnotation,
+                  progress: ProgressCallback | None = None) -> PropagationResult:
         return fill_inner_gaps(annotation, interpolate_gap, progress)
 
 

@@ -6,10 +6,10 @@ writer and its readers share one :class:`~slicebudget.report.recommend.Recommend
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from slicebudget.errors import UserError
+from slicebudget.io.json_file import read_json
 from slicebudget.report.recommend import Recommendation
 
 REQUIRED = ("budget_slices", "n_volumes", "slices_per_volume", "density", "volume_fraction", "policy", "mean_iou")
@@ -22,12 +22,7 @@ def read_recommendations(path: str | Path) -> list[Recommendation]:
     defaults, so a summary written by hand or by an older slicebudget still reads.
     """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise UserError("file not found", path) from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"invalid JSON ({exc.msg} at line {exc.lineno})", path) from exc
+    raw = read_json(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("recommendations"), list):
         raise UserError("not a budget-study summary.json (no 'recommendations' list)", path)
     out = []

@@ -77,18 +77,21 @@ class ConvEncoderFeatures:
         return features
 
     def _train_and_encode(self, torch, data, rng: np.random.Generator, seed: int, size: int, batch: int) -> np.ndarray:
+        from slicebudget.training.fit import Phase, fit
+
+        losses: list[float] = []
+
+        def reconstruction_loss(step):
+            x = data[torch.from_numpy(rng.choice(len(data), size=batch, replace=False))]
+            return torch.nn.functional.mse_loss(decoder(encoder(x)), x)
+
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             encoder, decoder = _build_autoencoder(size, int(self.n_features), (16, 32, 32))
             params = [*encoder.parameters(), *decoder.parameters()]
-            optimiser = torch.optim.Adam(params, lr=float(self.learning_rate))
-            for _ in range(int(self.steps)):
-                x = data[torch.from_numpy(rng.choice(len(data), size=batch, replace=False))]
-                loss = torch.nn.functional.mse_loss(decoder(encoder(x)), x)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-            self.final_loss_ = float(loss.detach()) if self.steps else float("nan")
+            phase = Phase(int(self.steps), lambda: (torch.optim.Adam(params, lr=float(self.learning_rate)), None))
+            fit([phase], reconstruction_loss, callbacks=[lambda step, loss: losses.append(float(loss.detach()))])
+            self.final_loss_ = losses[-1] if losses else float("nan")
             encoder.eval()
             with torch.no_grad():
                 features = torch.cat([encoder(chunk) for chunk in torch.split(data, 1024)])

@@ -1,15 +1,16 @@
-"""One run end to end: select -> sparse labels -> optional propagation -> train -> infer -> metrics.
+"""One run end to end, in four stages: select -> label (sparse, optionally propagated) -> train -> score.
 
 :func:`execute_run` is a pure function of (run spec, dataset folder, run folder): it writes the
 run's artifacts into ``run_dir`` and returns a plain result dict, so a Dask worker can run it with
 nothing but its arguments. It raises on failure (``TrainingDiverged`` for a NaN loss); the runner
-records the message.
+records the message. The spec arrives as JSON and is read as a typed :class:`RunSpec`.
 
 Choices worth knowing:
 
 - Normalisation: one MIST-style normalisation per dataset, fitted on the training cases (never the
   test cases), the same for every run so that runs differ only in what the grid varies. It is fitted
-  once per process and cached, as are the normalised images (a study reuses them in every run).
+  once and kept in a :class:`DatasetCache`, as are the normalised images (a study reuses them in
+  every run); by default one cache per process, so a Dask worker reuses it across its runs.
 - Validation (model selection) uses annotated data only: ``round(val_fraction * n_chosen)`` of the
   chosen volumes (at most all but one; none when only one volume is chosen) are held out, drawn with
   the run's training seed, so paired runs hold out the same volumes. A held-out volume is scored on
@@ -25,14 +26,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from slicebudget.study.config import OFF
+from slicebudget.study.run_spec import RunSpec
 from slicebudget.study.store import json_safe
 
 ProgressFn = Callable[[dict], None]
@@ -83,9 +85,37 @@ class _FirstChannel(Mapping):
         return len(self._ids)
 
 
-@lru_cache(maxsize=2)
-def prepare_dataset(dataset_path: str, fingerprint: str, train_ids: tuple[str, ...]) -> PreparedDataset:
-    """Open and fit the normalisation once per process (the fingerprint keys the cache)."""
+class DatasetCache:
+    """Prepared datasets (opened, normalisation fitted, normalised cases) kept between runs.
+
+    Keyed by (dataset folder, fingerprint, training cases); the least recently used of more than
+    ``max_entries`` datasets is dropped.
+    """
+
+    def __init__(self, max_entries: int = 2):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple, PreparedDataset] = OrderedDict()
+
+    def get(self, dataset_path: str | Path, spec: RunSpec) -> PreparedDataset:
+        key = (str(dataset_path), spec.dataset.fingerprint, spec.split.train)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+        else:
+            self._entries[key] = _prepare(str(dataset_path), spec.split.train)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return self._entries[key]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+# One per process: the runs a process executes (in-process, or on one Dask worker) share it.
+PROCESS_CACHE = DatasetCache()
+
+
+def _prepare(dataset_path: str, train_ids: tuple[str, ...]) -> PreparedDataset:
+    """Open the dataset and fit its normalisation on the training cases."""
     from slicebudget.data.preprocess import fit_normalization
     from slicebudget.io import open_dataset
 
@@ -115,50 +145,11 @@ def interpolation_iou(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], cl
                             class_ids)
 
 
-def _inferer(model_cfg: dict, model, n_classes: int, train_cases: list, training: dict, seed: int,
-             run_dir: Path):
-    """The inferer for 3D test volumes (None for 2D: predict_case goes slice by slice).
-
-    An inferer that needs an NMSW model (NMSW, random foreground) gets its own global network,
-    trained here around the already trained backbone, which stays frozen (``train_local=False``),
-    so it learns only where to look and how to blend. The config's settings are handed to the
-    inferer where its ``build`` takes them. Returns (inferer, seconds spent training NMSW).
-    """
-    from slicebudget.inference import build_inferer, get_inferer_class, inferer_parameters
-
-    if int(model_cfg["dims"]) == 2:
-        return None, 0.0
-    inference = model_cfg.get("inference", {})
-    name = inference.get("name", "sliding_window")
-    patch = tuple(model_cfg["patch_size"])
-    network, seconds = model, 0.0
-    if get_inferer_class(name).needs_nmsw_model:
-        from slicebudget.inference.nmsw import build_nmsw_model, save_nmsw, train_nmsw
-
-        params = dict(model_cfg.get("params", {}))
-        if model_cfg.get("encoder"):
-            params["encoder"] = model_cfg["encoder"]
-        nmsw = build_nmsw_model(model_cfg["name"], train_cases[0].image.shape[0], n_classes, patch,
-                                backbone_params=params, local_net=model, overlap=inference.get("overlap", 0.5))
-        trained = train_nmsw(nmsw, train_cases, inference.get("iterations") or training["iterations"],
-                             learning_rate=training["learning_rate"], train_local=False, seed=seed,
-                             device=training.get("device"))
-        save_nmsw(trained.model, run_dir / "nmsw.pt", trained.training)
-        network, seconds = trained.model, float(trained.seconds)
-    offered = {"overlap": inference.get("overlap", 0.5), "k": inference.get("k", 10), "batch_size": training["batch_size"]}
-    params = {key: value for key, value in offered.items() if key in inferer_parameters(name)}
-    return build_inferer(name, network, patch, **params), seconds
-
-
-def _build_model(model_cfg: dict, in_channels: int, n_classes: int, seed: int):
-    """The registered model, initialised from the run's training seed (paired across policies)."""
-    from slicebudget.models import create_model
-
-    params = dict(model_cfg.get("params", {}))
-    if model_cfg.get("encoder"):
-        params["encoder"] = model_cfg["encoder"]
-    return create_model(model_cfg["name"], int(model_cfg["dims"]), in_channels, n_classes, seed=seed,
-                        weights_path=model_cfg.get("weights_path"), **params)
+def _model_params(spec: RunSpec) -> dict:
+    params = dict(spec.model.params)
+    if spec.model.encoder:
+        params["encoder"] = spec.model.encoder
+    return params
 
 
 def _case_summary(metrics: dict[str, float], class_names: list[str]) -> dict[str, float]:
@@ -170,116 +161,203 @@ def _case_summary(metrics: dict[str, float], class_names: list[str]) -> dict[str
     return out
 
 
-def select_for_run(spec: dict, dataset_path: str):
+def select_for_run(spec: RunSpec | dict, dataset_path: str, cache: DatasetCache | None = None):
     """The run's SelectionPlan (volumes and slices to annotate); a pure function of the spec."""
     from slicebudget.selection import plan_selection
 
-    train_ids = tuple(spec["split"]["train"])
-    prepared = prepare_dataset(str(dataset_path), spec["dataset"]["fingerprint"], train_ids)
-    return plan_selection(_FirstChannel(prepared, train_ids), spec["policy"], spec["density"],
-                          spec["volume_fraction"], seed=int(spec["selection_seed"]))
+    spec = RunSpec.of(spec)
+    prepared = (cache or PROCESS_CACHE).get(dataset_path, spec)
+    return plan_selection(_FirstChannel(prepared, spec.split.train), spec.policy, spec.density,
+                          spec.volume_fraction, seed=spec.selection_seed)
 
 
 def write_selection(plan, run_dir: Path) -> None:
     (run_dir / "selection.json").write_text(json.dumps(plan.to_json(), indent=1, sort_keys=True) + "\n")
 
 
-def execute_run(spec: dict, dataset_path: str, run_dir: str, on_progress: ProgressFn | None = None) -> dict:
-    """Run one grid point; write artifacts into ``run_dir``; return the result dict for the store."""
-    import torch
+# ---- the four stages -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Selection:
+    plan: object  # slicebudget.selection.SelectionPlan
+    chosen: list[str]
+    train_volumes: list[str]
+    val_volumes: list[str]
 
-    from slicebudget.inference import predict_case
-    from slicebudget.metrics import case_metrics, summarize, write_results_csv
-    from slicebudget.training import EvalCase, TrainingCase, TrainSpec, train_model
-    from slicebudget.volume import SparseAnnotation
 
-    notify = on_progress or (lambda _info: None)
-    started = time.perf_counter()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    train_ids = tuple(spec["split"]["train"])
-    prepared = prepare_dataset(str(dataset_path), spec["dataset"]["fingerprint"], train_ids)
-    classes = {str(k): int(v) for k, v in spec["classes"].items()}
-    class_ids = sorted(classes.values())
-    n_classes = max(class_ids) + 1
-    model_cfg, training = spec["model"], spec["training"]
+@dataclass(frozen=True)
+class Labels:
+    train_cases: list  # TrainingCase: sparse, or dense where propagated
+    val_cases: list  # EvalCase: the annotated slices of held-out volumes with their true labels
+    interp_iou: float | None
 
-    # 1. selection (paired: the seed depends on the dataset and the repeat only)
+
+@dataclass(frozen=True)
+class Trained:
+    model: object  # the trained backbone (eval mode)
+    inferer: Callable | None  # for 3D test volumes; None for 2D
+    history: list[dict]
+    best_val_dice: float
+    seconds: float  # backbone and NMSW training together
+
+
+def select(spec: RunSpec, dataset_path: str, cache: DatasetCache, run_dir: Path, notify: ProgressFn) -> Selection:
+    """1. Which volumes and slices are annotated (paired: the seed depends on dataset and repeat only)."""
     notify({"stage": "select"})
-    plan = select_for_run(spec, dataset_path)
+    plan = select_for_run(spec, dataset_path, cache)
     write_selection(plan, run_dir)
     chosen = sorted(plan.chosen)
-    train_vols, val_vols = hold_out_validation(chosen, training["val_fraction"], int(spec["train_seed"]))
+    train_volumes, val_volumes = hold_out_validation(chosen, spec.training.val_fraction, spec.train_seed)
+    return Selection(plan, chosen, train_volumes, val_volumes)
 
-    # 2. sparse labels, optionally propagated to dense
+
+def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, notify: ProgressFn) -> Labels:
+    """2. Sparse labels cut from the dense truth, optionally propagated to every slice."""
+    from slicebudget.training import EvalCase, TrainingCase
+    from slicebudget.volume import SparseAnnotation
+
     train_cases, pairs = [], []
-    for case_id in train_vols:
+    for case_id in selection.train_volumes:
         data = prepared.case(case_id)
-        annotation = SparseAnnotation.from_dense(data.label, plan.chosen[case_id])
-        if spec["interpolation"] != OFF:
+        annotation = SparseAnnotation.from_dense(data.label, selection.plan.chosen[case_id])
+        if spec.interpolation != OFF:
             notify({"stage": "interpolate", "case": case_id})
             from slicebudget.propagation import propagate
 
-            result = propagate(data.image[0], annotation, method=spec["interpolation"], device=training.get("device"))
+            result = propagate(data.image[0], annotation, method=spec.interpolation, device=spec.training.device)
             pairs.append((result.labels, data.label, annotation.annotated))
             annotation = SparseAnnotation(result.labels.astype(data.label.dtype, copy=False),
                                           np.ones(data.label.shape[0], dtype=bool))
         train_cases.append(TrainingCase(case_id, data.image, annotation))
     val_cases = []
-    for case_id in val_vols:
+    for case_id in selection.val_volumes:
         data = prepared.case(case_id)
-        rows = np.asarray(plan.chosen[case_id], dtype=int)
+        rows = np.asarray(selection.plan.chosen[case_id], dtype=int)
         val_cases.append(EvalCase(case_id, data.image[:, rows], data.label[rows], data.spacing))
-    interp_iou = interpolation_iou(pairs, class_ids) if spec["interpolation"] != OFF else None
+    interp_iou = interpolation_iou(pairs, spec.class_ids) if spec.interpolation != OFF else None
+    return Labels(train_cases, val_cases, interp_iou)
 
-    # 3. train
-    dims = int(model_cfg["dims"])
-    patch = tuple(model_cfg["patch_size"]) if model_cfg.get("patch_size") else None
+
+def train(spec: RunSpec, prepared: PreparedDataset, labels: Labels, run_dir: Path, notify: ProgressFn) -> Trained:
+    """3. The registered model, initialised from the run's training seed (paired across policies),
+    trained on the labels; then, for 3D, its inferer (see :func:`_inferer`)."""
+    import torch
+
+    from slicebudget.models import create_model
+    from slicebudget.training import TrainSpec, train_model
+
+    dims, training = spec.model.dims, spec.training
+    patch = tuple(spec.model.patch_size) if spec.model.patch_size else None
     train_spec = TrainSpec(
-        iterations=training["iterations"], batch_size=training["batch_size"],
-        learning_rate=training["learning_rate"], val_every=training["val_every"], seed=int(spec["train_seed"]),
-        device=training.get("device"), augment=training.get("augment", True),
+        iterations=training.iterations, batch_size=training.batch_size,
+        learning_rate=training.learning_rate, val_every=training.val_every, seed=spec.train_seed,
+        device=training.device, augment=training.augment,
         patch_size=patch if dims == 3 else None, slice_size=patch if dims == 2 else None,
     )
-    in_channels = train_cases[0].image.shape[0]
-    model = _build_model(model_cfg, in_channels, n_classes, int(spec["train_seed"]))
-    trained = train_model(model, train_cases, val_cases, train_spec, dims, n_classes,
+    in_channels = labels.train_cases[0].image.shape[0]
+    model = create_model(spec.model.name, dims, in_channels, spec.n_classes, seed=spec.train_seed,
+                         weights_path=spec.model.weights_path, **_model_params(spec))
+    trained = train_model(model, labels.train_cases, labels.val_cases, train_spec, dims, spec.n_classes,
                           on_progress=lambda p: notify({"stage": "train", **p}))
-    torch.save({"state_dict": trained.model.state_dict(), "model": model_cfg, "in_channels": in_channels,
-                "n_classes": n_classes, "normalization": [n.model_dump(mode="json") for n in prepared.normalizations]},
+    torch.save({"state_dict": trained.model.state_dict(), "model": spec.model.model_dump(mode="json"),
+                "in_channels": in_channels, "n_classes": spec.n_classes,
+                "normalization": [n.model_dump(mode="json") for n in prepared.normalizations]},
                run_dir / "model.pt")
+    inferer, nmsw_seconds = _inferer(spec, trained.model, labels.train_cases, run_dir)
+    return Trained(trained.model, inferer, trained.history, float(trained.best_val_dice),
+                   float(trained.seconds) + nmsw_seconds)
 
-    # 4. infer and score the dense test cases
-    inferer, nmsw_seconds = _inferer(model_cfg, trained.model, n_classes, train_cases, training,
-                                     int(spec["train_seed"]), run_dir)
+
+def _inferer(spec: RunSpec, model, train_cases: list, run_dir: Path):
+    """The inferer for 3D test volumes (None for 2D: predict_case goes slice by slice).
+
+    An inferer that needs an NMSW model (NMSW, random foreground) gets its own global network,
+    trained here around the already trained backbone, which stays frozen (``train_local=False``),
+    so it learns only where to look and how to blend. The config's settings are handed to the
+    inferer where its ``build`` takes them. Returns (inferer, seconds spent training NMSW).
+    """
+    from slicebudget.inference import build_inferer, get_inferer_class, inferer_parameters
+
+    if spec.model.dims == 2:
+        return None, 0.0
+    inference, training = spec.model.inference, spec.training
+    patch = tuple(spec.model.patch_size)
+    network, seconds = model, 0.0
+    if get_inferer_class(inference.name).needs_nmsw_model:
+        from slicebudget.models.nmsw import build_nmsw_model, save_nmsw
+        from slicebudget.training.nmsw import train_nmsw
+
+        nmsw = build_nmsw_model(spec.model.name, train_cases[0].image.shape[0], spec.n_classes, patch,
+                                backbone_params=_model_params(spec), local_net=model, overlap=inference.overlap)
+        trained = train_nmsw(nmsw, train_cases, inference.iterations or training.iterations,
+                             learning_rate=training.learning_rate, train_local=False, seed=spec.train_seed,
+                             device=training.device)
+        save_nmsw(trained.model, run_dir / "nmsw.pt", trained.training)
+        network, seconds = trained.model, float(trained.seconds)
+    offered = {"overlap": inference.overlap, "k": inference.k, "batch_size": training.batch_size}
+    params = {key: value for key, value in offered.items() if key in inferer_parameters(inference.name)}
+    return build_inferer(inference.name, network, patch, **params), seconds
+
+
+def score(spec: RunSpec, prepared: PreparedDataset, trained: Trained, run_dir: Path,
+          notify: ProgressFn) -> tuple[dict[str, dict[str, float]], float]:
+    """4. Predict every dense test case and score it; writes results.csv. Returns (per-case
+    metrics, seconds of inference in all)."""
+    from slicebudget.metrics import case_metrics, write_results_csv
+    from slicebudget.models.predict import predict_case
+
+    patch = tuple(spec.model.patch_size) if spec.model.patch_size else None
     per_case, infer_seconds = {}, 0.0
-    test_ids = spec["split"]["test"]
+    test_ids = spec.split.test
     for index, case_id in enumerate(test_ids):
         notify({"stage": "infer", "case": index + 1, "cases": len(test_ids)})
         data = prepared.case(case_id)
         t0 = time.perf_counter()
-        probabilities = predict_case(trained.model, data.image, dims, patch, batch_size=training["batch_size"],
-                                     inferer=inferer)
+        probabilities = predict_case(trained.model, data.image, spec.model.dims, patch,
+                                     batch_size=spec.training.batch_size, inferer=trained.inferer)
         prediction = probabilities.argmax(axis=0).astype(data.label.dtype, copy=False)
         infer_seconds += time.perf_counter() - t0
-        per_case[case_id] = _case_summary(case_metrics(prediction, data.label, data.spacing, classes), list(classes))
+        per_case[case_id] = _case_summary(case_metrics(prediction, data.label, data.spacing, spec.classes),
+                                          list(spec.classes))
     write_results_csv(run_dir / "results.csv", per_case)
-    metrics = {**summarize(per_case), "val_dice": float(trained.best_val_dice)}
+    return per_case, infer_seconds
 
-    budget = plan.budget
+
+def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progress: ProgressFn | None = None,
+                cache: DatasetCache | None = None) -> dict:
+    """Run one grid point; write artifacts into ``run_dir``; return the result dict for the store.
+
+    ``cache``: where prepared datasets are kept between runs (default: this process's cache).
+    """
+    from slicebudget.metrics import summarize
+
+    spec = RunSpec.of(spec)
+    cache = cache or PROCESS_CACHE
+    notify = on_progress or (lambda _info: None)
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prepared = cache.get(dataset_path, spec)
+
+    selection = select(spec, dataset_path, cache, run_dir, notify)
+    labels = label(spec, prepared, selection, notify)
+    trained = train(spec, prepared, labels, run_dir, notify)
+    per_case, infer_seconds = score(spec, prepared, trained, run_dir, notify)
+
+    budget = selection.plan.budget
+    chosen = selection.chosen
     result = {
-        "metrics": metrics,
+        "metrics": {**summarize(per_case), "val_dice": trained.best_val_dice},
         "n_volumes": len(chosen),
-        "n_volumes_total": len(train_ids),
-        "n_train_volumes": len(train_vols),
-        "n_val_volumes": len(val_vols),
+        "n_volumes_total": len(spec.split.train),
+        "n_train_volumes": len(selection.train_volumes),
+        "n_val_volumes": len(selection.val_volumes),
         "budget_slices": int(budget),
         "slices_per_volume": budget / len(chosen) if chosen else 0.0,
-        "interp_iou": interp_iou,
-        "seconds_train": float(trained.seconds) + nmsw_seconds,
-        "seconds_infer_per_case": infer_seconds / max(len(test_ids), 1),
+        "interp_iou": labels.interp_iou,
+        "seconds_train": trained.seconds,
+        "seconds_infer_per_case": infer_seconds / max(len(spec.split.test), 1),
         "seconds_total": time.perf_counter() - started,
     }
-    record = json_safe({"spec": spec, "result": result, "history": trained.history})
+    record = json_safe({"spec": spec.to_json(), "result": result, "history": trained.history})
     (run_dir / "run.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return result

@@ -1,4 +1,6 @@
-"""Run a whole study: lock the folder, expand the grid, execute what is not done, write the report.
+"""Run a whole study: lock the folder, expand the grid, execute what is not done, then call the
+report writer the caller hands in (the CLI passes ``slicebudget.report.write_report``; the study
+package sits below the report and never imports it).
 
 Study folder layout::
 
@@ -160,12 +162,6 @@ def _default_execute() -> ExecuteFn:
     return execute_run
 
 
-def _default_report(study_dir: Path):
-    from slicebudget.report import write_report
-
-    return write_report(study_dir)
-
-
 def _worker_spec(spec: dict, config_path: Path) -> dict:
     """The spec a worker gets: the hashed spec with file paths made absolute (not part of the id)."""
     weights = spec["model"].get("weights_path")
@@ -196,14 +192,15 @@ def run_study(
     retry_failed: bool = False,
     threads: int | None = None,
     execute: ExecuteFn | None = None,
-    write_report: Callable[[Path], object] | None = _default_report,
+    write_report: Callable[[Path], object] | None = None,
     view=None,
     design: Callable[[StudyStore, DatasetInfo, set[str], int], list[str]] | None = None,
 ) -> StudyOutcome:
     """Run (or resume) the study of ``config_path``; see the module docstring.
 
     ``execute`` replaces :func:`slicebudget.study.execute_run.execute_run` (tests inject a fake);
-    ``write_report=None`` skips the report; ``view`` gets progress events (see ``cli.study_cmds``).
+    ``write_report(study_dir)`` runs at the end, still under the study lock (None: no report);
+    ``view`` gets progress events (see ``cli.study_cmds``).
     ``threads``: torch threads per run (None: torch's default in-process, 1 per Dask worker); CPU
     metrics are bit-identical between executors at equal thread counts.
     ``design``: an adaptive design (slicebudget.design): ``design(store, info, busy, free)`` is asked

@@ -1,9 +1,23 @@
-"""One training loop for 2D and 3D models on sparse labels, readable top to bottom.
+"""The training core every loop in slicebudget runs on, and the study's loop built on it.
 
-Per iteration: draw a batch (2D: uniform over annotated slices; 3D: TorchIO patches), run the model,
-compute a loss that ignores unannotated voxels, step AdamW on a cosine schedule. Every ``val_every``
-iterations (and at the end) score mean foreground Dice on the validation cases and keep the best
-weights. Progress goes to ``on_progress`` as plain dicts.
+:func:`fit` is the core: phases of optimiser steps, each step ``loss -> finite? -> zero_grad ->
+backward -> (clip) -> step -> (schedule)``, with hooks for what differs between loops:
+
+- **phases** (:class:`Phase`): how many steps, what to do first (``start``: freeze or unfreeze parts
+  of the model), which optimiser and schedule to build then, and an optional gradient clip;
+- **extra losses**: callables added to the main loss of every step;
+- **callbacks**: called after every step with the :class:`Step` and the loss (records, progress,
+  validation).
+
+Built on it: :func:`train_model` (2D/3D segmentation on sparse labels, below), NMSW
+(:mod:`slicebudget.training.nmsw`), Med-DANet V2's own phases (:mod:`slicebudget.training.meddanet_v2`),
+sli2vol's self-supervised network (:mod:`slicebudget.propagation.sli2vol.train`) and the coreset
+autoencoder (:mod:`slicebudget.selection.encoder`).
+
+:func:`train_model`, readable top to bottom: draw a batch (2D: uniform over annotated slices; 3D:
+TorchIO patches), run the model, compute a loss that ignores unannotated voxels, step AdamW on a
+cosine schedule. Every ``val_every`` iterations (and at the end) score mean foreground Dice on the
+validation cases and keep the best weights. Progress goes to ``on_progress`` as plain dicts.
 
 Model hooks, all optional, so special architectures need no special loop:
 - ``model.compute_loss(outputs, target, ignore_mask)`` replaces the default loss; ``outputs`` is
@@ -21,16 +35,78 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from slicebudget.inference.outputs import logits_from_output, resolve_device
-from slicebudget.inference.predict import predict_case
-from slicebudget.training.augment import build_augmentation
+from slicebudget.models.outputs import logits_from_output, resolve_device
+from slicebudget.models.predict import predict_case
 from slicebudget.training.losses import masked_dice_ce_loss
-from slicebudget.training.samplers import SliceBatchSampler, build_patch_queue, patch_batches
 from slicebudget.training.spec import EvalCase, TrainingCase, TrainingDiverged, TrainResult, TrainSpec
+
+
+Schedule = torch.optim.lr_scheduler.LRScheduler
+
+
+@dataclass(frozen=True)
+class Phase:
+    """``steps`` optimiser steps. ``start()`` runs first (also for a phase of no steps), then
+    ``optimizer()`` builds ``(optimizer, schedule or None)`` over what is trainable now. ``clip``:
+    ``(parameters, max_norm)`` for ``clip_grad_norm_`` after each backward pass."""
+
+    steps: int
+    optimizer: Callable[[], tuple[torch.optim.Optimizer, Schedule | None]]
+    start: Callable[[], None] | None = None
+    clip: tuple[Sequence[torch.Tensor], float] | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    iteration: int  # 1-based, across phases
+    phase: int  # index into the phases
+    step: int  # 0-based, within the phase
+    learning_rate: float  # of the first parameter group, as used by this step
+
+
+def _diverged(step: Step, loss: float) -> str:
+    return f"training diverged: loss is {loss} at iteration {step.iteration}"
+
+
+def fit(
+    phases: Sequence[Phase],
+    loss: Callable[[Step], torch.Tensor],
+    extra_losses: Sequence[Callable[[Step], torch.Tensor]] = (),
+    callbacks: Sequence[Callable[[Step, torch.Tensor], None]] = (),
+    diverged: Callable[[Step, float], str] = _diverged,
+) -> None:
+    """Run the phases (see the module docstring). ``loss(step)`` draws its batch and returns the
+    step's loss; a NaN or infinite total raises :class:`TrainingDiverged` with ``diverged(step, loss)``."""
+    iteration = 0
+    for index, phase in enumerate(phases):
+        if phase.start is not None:
+            phase.start()
+        if phase.steps <= 0:
+            continue
+        optimizer, schedule = phase.optimizer()
+        for step_index in range(phase.steps):
+            iteration += 1
+            rate = schedule.get_last_lr()[0] if schedule is not None else optimizer.param_groups[0]["lr"]
+            step = Step(iteration, index, step_index, float(rate))
+            total = loss(step)
+            for extra in extra_losses:
+                total = total + extra(step)
+            if not torch.isfinite(total):
+                raise TrainingDiverged(diverged(step, total.item()))
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if phase.clip is not None:
+                torch.nn.utils.clip_grad_norm_(phase.clip[0], phase.clip[1])
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            for callback in callbacks:
+                callback(step, total)
 
 
 @contextmanager
@@ -75,6 +151,10 @@ def make_optimizer(model: torch.nn.Module, spec: TrainSpec, steps: int):
 
 def batch_source(train: Sequence[TrainingCase], spec: TrainSpec, dims: int) -> Iterator[dict[str, torch.Tensor]]:
     """Endless training batches (seed torch first: TorchIO draws from its RNG)."""
+    # TorchIO only here: the loops that use the core alone (sli2vol, the coreset encoder) skip its import.
+    from slicebudget.training.augment import build_augmentation
+    from slicebudget.training.samplers import SliceBatchSampler, build_patch_queue, patch_batches
+
     transform = build_augmentation() if spec.augment else None
     if dims == 2:
         return iter(SliceBatchSampler(train, spec.batch_size, spec.seed, spec.slice_size, transform))
@@ -130,55 +210,52 @@ def train_model(
     device = resolve_device(spec.device)
     started = time.perf_counter()
     history: list[dict] = []
-    best_dice, best_state = float("-inf"), None
+    best: dict = {"dice": float("-inf"), "state": None}
+    window_losses: list[float] = []
+
+    def start_phase(index: int):
+        return (lambda: model.set_phase(index)) if hasattr(model, "set_phase") else None
+
+    def batch_loss(step: Step) -> torch.Tensor:
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+        return compute_loss(model, model(batch["image"]), batch["target"], batch["mask"])
+
+    def record(step: Step, loss: torch.Tensor) -> None:
+        window_losses.append(loss.item())
+        progress = {"iteration": step.iteration, "iterations": spec.iterations, "loss": window_losses[-1],
+                    "phase": step.phase}
+        if step.iteration % spec.val_every == 0 or step.iteration == spec.iterations:
+            entry = {
+                "iteration": step.iteration,
+                "train_loss": float(np.mean(window_losses)),
+                "learning_rate": step.learning_rate,
+                "phase": step.phase,
+                "val_dice": validation_dice(model, val, spec, dims, n_classes) if val else float("nan"),
+            }
+            window_losses.clear()
+            if val and entry["val_dice"] > best["dice"]:
+                best["dice"] = entry["val_dice"]
+                best["state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            history.append(entry)
+            progress = {**progress, **entry}
+        progress["seconds"] = time.perf_counter() - started
+        if on_progress is not None:
+            on_progress(progress)
+
+    def diverged(step: Step, loss: float) -> str:
+        return (f"training diverged: loss is {loss} at iteration {step.iteration} "
+                f"(learning rate {step.learning_rate:.3g}); try a lower learning rate")
+
     with seeded(spec.seed, deterministic=device.type == "cpu"):
         model.to(device)
         model.train()
         batches = batch_source(train, spec, dims)
-        starts = phase_starts(model, spec.iterations)
-        window_losses: list[float] = []
-        phase = -1
-        for iteration in range(1, spec.iterations + 1):
-            while phase + 1 < len(starts) and iteration >= starts[phase + 1]:
-                phase += 1
-                if hasattr(model, "set_phase"):
-                    model.set_phase(phase)
-                phase_end = starts[phase + 1] if phase + 1 < len(starts) else spec.iterations + 1
-                optimizer, scheduler = make_optimizer(model, spec, phase_end - iteration)
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            outputs = model(batch["image"])
-            loss = compute_loss(model, outputs, batch["target"], batch["mask"])
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"training diverged: loss is {loss.item()} at iteration {iteration} "
-                    f"(learning rate {scheduler.get_last_lr()[0]:.3g}); try a lower learning rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            learning_rate = scheduler.get_last_lr()[0]
-            scheduler.step()
-            window_losses.append(loss.item())
-            progress = {
-                "iteration": iteration, "iterations": spec.iterations, "loss": window_losses[-1], "phase": phase
-            }
-            if iteration % spec.val_every == 0 or iteration == spec.iterations:
-                record = {
-                    "iteration": iteration,
-                    "train_loss": float(np.mean(window_losses)),
-                    "learning_rate": float(learning_rate),
-                    "phase": phase,
-                    "val_dice": validation_dice(model, val, spec, dims, n_classes) if val else float("nan"),
-                }
-                window_losses = []
-                if val and record["val_dice"] > best_dice:
-                    best_dice = record["val_dice"]
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                history.append(record)
-                progress = {**progress, **record}
-            progress["seconds"] = time.perf_counter() - started
-            if on_progress is not None:
-                on_progress(progress)
+        bounds = [*phase_starts(model, spec.iterations), spec.iterations + 1]
+        # A phase whose first iteration lies beyond the run never starts (its set_phase is not called).
+        phases = [Phase(end - first, lambda steps=end - first: make_optimizer(model, spec, steps), start_phase(i))
+                  for i, (first, end) in enumerate(zip(bounds[:-1], bounds[1:])) if first <= spec.iterations]
+        fit(phases, batch_loss, callbacks=[record], diverged=diverged)
+    best_state, best_dice = best["state"], best["dice"]
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from slicebudget.inference.nmsw import NMSWModel
+from slicebudget.models.nmsw import NMSWModel
 
 CLASSES = 3
 PATCH = (8, 12, 12)
@@ -39,12 +39,3 @@ def model() -> NMSWModel:
 def volume() -> torch.Tensor:
     rng = np.random.default_rng(3)
     return torch.from_numpy(rng.normal(size=(1, 1, *VOLUME)).astype(np.float32))
-
-
-def blob_labels(shape=VOLUME) -> np.ndarray:
-    """A ball of class 1 with a class-2 core, off centre."""
-    zz, yy, xx = np.meshgrid(*(np.arange(s) for s in shape), indexing="ij")
-    r = np.sqrt(((zz - 6) / 4.0) ** 2 + ((yy - 9) / 6.0) ** 2 + ((xx - 14) / 6.0) ** 2)
-    labels = np.where(r < 1, 1, 0)
-    labels[r < 0.4] = 2
-    return labels.astype(np.uint8)

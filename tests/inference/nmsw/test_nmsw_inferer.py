@@ -9,10 +9,11 @@ import torch
 from slicebudget.errors import UserError
 from slicebudget.inference import build_inferer
 from slicebudget.inference.nmsw import NMSWInferer, RandomForegroundInferer
-from slicebudget.inference.nmsw.aggregate import blend_predictions
-from slicebudget.inference.nmsw.patches import patch_grid
+from slicebudget.models.nmsw.aggregate import blend_predictions
+from slicebudget.models.nmsw.patches import patch_grid
 from slicebudget.inference.nmsw.random_foreground import draw_foreground, foreground_patches
-from slicebudget.inference.sliding_window import SlidingWindowInferer, sliding_window_inference
+from slicebudget.inference.sliding_window import SlidingWindowInferer
+from slicebudget.models.sliding_window import sliding_window_inference
 
 from .conftest import PATCH, VOLUME, TinyNet, make_model
 

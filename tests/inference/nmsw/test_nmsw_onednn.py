@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from slicebudget.inference.nmsw.onednn import OneDNNConvolutions
+from slicebudget.models.nmsw.onednn import OneDNNConvolutions
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
 

@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from slicebudget.inference.nmsw.patches import (
+from slicebudget.models.nmsw.patches import (
     box_means,
     extract_patches,
     full_coverage,
@@ -15,8 +15,8 @@ from slicebudget.inference.nmsw.patches import (
     patch_grid,
     select_patches,
 )
-from slicebudget.inference.sliding_window import gaussian_importance_map as sw_gaussian
-from slicebudget.inference.sliding_window import window_starts
+from slicebudget.models.sliding_window import gaussian_importance_map as sw_gaussian
+from slicebudget.models.sliding_window import window_starts
 
 
 def test_grid_counts_the_sliding_window_positions():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from slicebudget.inference.nmsw.topk import (
+from slicebudget.models.nmsw.topk import (
     annealed_tau,
     deterministic_topk,
     distribution_entropy,

@@ -5,14 +5,17 @@ import pytest
 import torch
 
 from slicebudget.errors import UserError
-from slicebudget.inference.nmsw import NMSWInferer, build_nmsw_model, load_nmsw, save_nmsw, train_nmsw
-from slicebudget.inference.nmsw.patches import select_patches
-from slicebudget.inference.nmsw.topk import gumbel_topk
-from slicebudget.inference.nmsw.train import nmsw_step
+from slicebudget.inference.nmsw import NMSWInferer
+from slicebudget.models.nmsw import build_nmsw_model, load_nmsw, save_nmsw
+from slicebudget.training.nmsw import train_nmsw
+from slicebudget.models.nmsw.patches import select_patches
+from slicebudget.models.nmsw.topk import gumbel_topk
+from slicebudget.training.nmsw import nmsw_step
 from slicebudget.training.spec import TrainingCase
 from slicebudget.volume import SparseAnnotation
 
-from .conftest import CLASSES, PATCH, VOLUME, TinyNet, blob_labels, make_model
+from ...conftest import cored_ball_labels as blob_labels  # noqa: TID252
+from .conftest import CLASSES, PATCH, VOLUME, TinyNet, make_model
 
 
 def cases(n: int = 2, annotated_every: int = 1) -> list[TrainingCase]:

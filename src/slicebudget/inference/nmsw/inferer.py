@@ -3,7 +3,7 @@
 Per volume: the global network scores all N patch positions on the downsampled volume, the K
 positions with the largest logits are taken (no noise: two calls agree exactly), only those K
 windows are cut out and run through the local network ``batch_size`` at a time, and the result is
-blended with the upsampled global prediction (:mod:`slicebudget.inference.nmsw.aggregate`).
+blended with the upsampled global prediction (:mod:`slicebudget.models.nmsw.aggregate`).
 K is clamped to N; with K = N the output equals the sliding window's with the same local network.
 
 ``network``, when given, is the local network (the study hands in its trained backbone, exactly as
@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from slicebudget.errors import UserError
-from slicebudget.inference.nmsw.aggregate import PatchBlender
-from slicebudget.inference.nmsw.model import NMSWModel, load_nmsw
-from slicebudget.inference.nmsw.onednn import OneDNNConvolutions
-from slicebudget.inference.nmsw.patches import PatchGrid, extract_patches, pad_to_patch
-from slicebudget.inference.nmsw.topk import deterministic_topk
-from slicebudget.inference.outputs import logits_from_output, module_device
+from slicebudget.models.nmsw.aggregate import PatchBlender
+from slicebudget.models.nmsw.model import NMSWModel, load_nmsw
+from slicebudget.models.nmsw.onednn import OneDNNConvolutions
+from slicebudget.models.nmsw.patches import PatchGrid, extract_patches, pad_to_patch
+from slicebudget.models.nmsw.topk import deterministic_topk
+from slicebudget.models.outputs import logits_from_output, module_device
 
 # chooser(coarse logits (C, *low), patch logits (N,), grid) -> chosen positions (K',) int64
 Chooser = Callable[[torch.Tensor, torch.Tensor, PatchGrid], torch.Tensor]

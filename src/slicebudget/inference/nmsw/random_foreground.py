@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from slicebudget.inference.nmsw.inferer import resolve_nmsw_model, run_patch_inference, validate_k
-from slicebudget.inference.nmsw.model import NMSWModel
-from slicebudget.inference.nmsw.patches import PatchGrid, box_means, low_resolution_boxes
+from slicebudget.models.nmsw.model import NMSWModel
+from slicebudget.models.nmsw.patches import PatchGrid, box_means, low_resolution_boxes
 
 
 def foreground_patches(coarse: torch.Tensor, grid: PatchGrid) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from slicebudget.errors import UserError
-from slicebudget.propagation.common import ProgressCallback, PropagationResult, class_ids
+from slicebudget.propagation.common import ProgressCallback, PropagationResult, Propagator, class_ids
 from slicebudget.propagation.queue import StopRule, propagate_by_chains
 from slicebudget.propagation.sli2vol.edges import edge_profile, normalise_intensity
 from slicebudget.propagation.sli2vol.model_io import load_model
@@ -61,7 +61,7 @@ class _FeatureCache:
         return self.cache[index]
 
 
-class Sli2VolPropagator:
+class Sli2VolPropagator(Propagator):
     """Sli2Vol-style propagation with a self-supervised feature affinity (see the package docs).
 
     Parameters: ``model`` (path of a model file; None = the shipped default), ``device`` (None picks
@@ -105,12 +105,8 @@ class Sli2VolPropagator:
         self.fallback = fallback
         self.max_beyond = max_beyond
 
-    def propagate(
-        self,
-        image: np.ndarray,
-        annotation: SparseAnnotation,
-        progress: ProgressCallback | None = None,
-    ) -> PropagationResult:
+    def propagate(self, image: np.ndarray, annotation: SparseAnnotation,
+                  progress: ProgressCallback | None = None) -> PropagationResult:
         device = pick_device(self.device)
         net, config = load_model(self.model, device)
         volume = normalise_intensity(image)

@@ -69,23 +69,27 @@ def train_feature_net(
     if not usable:
         raise UserError("training needs at least one volume with two or more slices")
     crop = min(settings.crop, *(min(v.shape[1:]) for v in usable))
+    from slicebudget.training.fit import Phase, Step, fit
+
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
     net = FeatureNet(config).to(device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     losses: list[float] = []
-    for it in range(settings.iterations):
+
+    def reconstruction_loss(step: Step) -> torch.Tensor:
         pairs = [_sample_pair(usable, crop, rng) for _ in range(settings.batch)]
         src = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None].to(device)
         dst = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].to(device)
         affinity = local_affinity(net(edge_profile(dst)), net(edge_profile(src)), config.window, config.temperature)
-        loss = (carry(affinity, src) - dst).abs().mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        return (carry(affinity, src) - dst).abs().mean()
+
+    def record(step: Step, loss: torch.Tensor) -> None:
         losses.append(float(loss.detach()))
         if progress is not None:
-            progress(it + 1, settings.iterations, losses[-1])
+            progress(step.iteration, settings.iterations, losses[-1])
+
+    phase = Phase(settings.iterations, lambda: (torch.optim.Adam(net.parameters(), lr=settings.learning_rate), None))
+    fit([phase], reconstruction_loss, callbacks=[record])
     return TrainingOutcome(net.eval(), losses)
 
 

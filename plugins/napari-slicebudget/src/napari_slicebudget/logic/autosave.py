@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from slicebudget.errors import UserError
-from slicebudget.io import atomic_write, read_labels, write_volume
+from slicebudget.io import atomic_write, read_json, read_labels, write_volume
 from slicebudget.volume import Volume
 
 from napari_slicebudget.logic.ledger import SliceLedger, foreground_per_slice
@@ -177,12 +177,7 @@ class Restored:
 
 
 def _read_state(path: Path) -> dict:
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise UserError("no saved session here", path.parent) from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"invalid JSON ({exc.msg} at line {exc.lineno})", path) from exc
+    raw = read_json(path, missing="no saved session here", missing_path=path.parent)
     if not isinstance(raw, dict) or raw.get("format") != SESSION_FORMAT:
         old = isinstance(raw, dict) and raw.get("version") == 1
         raise UserError(("autosave of napari-slicebudget 0.1 (format 1), which could count propagated slices as "

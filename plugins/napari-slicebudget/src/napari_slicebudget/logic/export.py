@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from slicebudget.errors import UserError
-from slicebudget.io import NnUNetWriter, atomic_write, open_dataset
+from slicebudget.io import NnUNetWriter, atomic_write, open_dataset, read_json
 from slicebudget.volume import Volume
 
 from napari_slicebudget.logic.costs import COST_SUFFIX, volume_costs, write_costs
@@ -63,10 +63,7 @@ def _existing_meta(root: Path) -> dict | None:
         if root.exists() and any(p.name in ("imagesTr", "labelsTr") for p in root.iterdir()):
             raise UserError("folder holds imagesTr/labelsTr but no dataset.json; choose an empty folder or a dataset", root)
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"invalid JSON ({exc.msg} at line {exc.lineno})", path) from exc
+    return read_json(path)
 
 
 def _check_compatible(root: Path, meta: dict, channel_names: dict, labels: dict) -> dict:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from slicebudget.inference.nmsw.patches import PatchGrid, full_coverage, gaussian_importance_map
+from slicebudget.models.nmsw.patches import PatchGrid, full_coverage, gaussian_importance_map
 
 DENOMINATOR_FLOOR = 1e-12
 

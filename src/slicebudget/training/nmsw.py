@@ -32,11 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slicebudget.inference.nmsw.aggregate import blend_predictions
-from slicebudget.inference.nmsw.model import NMSWModel
-from slicebudget.inference.nmsw.patches import extract_patches, select_patches
-from slicebudget.inference.nmsw.topk import annealed_tau, distribution_entropy, gumbel_topk
-from slicebudget.inference.outputs import logits_from_output, resolve_device
+from slicebudget.models.nmsw.aggregate import blend_predictions
+from slicebudget.models.nmsw.model import NMSWModel
+from slicebudget.models.nmsw.patches import extract_patches, select_patches
+from slicebudget.models.nmsw.topk import annealed_tau, distribution_entropy, gumbel_topk
+from slicebudget.models.outputs import logits_from_output, resolve_device
+from slicebudget.training.fit import Phase, Step, fit, seeded
 from slicebudget.training.losses import masked_dice_ce_loss
 from slicebudget.training.spec import TrainingCase, TrainingDiverged
 
@@ -122,26 +123,17 @@ def nmsw_step(
     return loss, {name: float(value.detach()) for name, value in parts.items()}
 
 
-def _warm_up_global(model: NMSWModel, tensors, steps: int, learning_rate: float, weight_decay: float,
-                    rng: np.random.Generator, on_progress) -> None:
-    """Train the global network's coarse segmentation alone (low-resolution loss only) for ``steps``.
+def _warm_up_loss(model: NMSWModel, tensors, rng: np.random.Generator) -> torch.Tensor:
+    """One step of the global warm-up: the coarse segmentation alone (low-resolution loss only).
 
     Not in the paper, which trains end to end for 150k iterations; on a CPU budget of a few hundred
     iterations, a cheap head start on the coarse prediction gives the patch distribution something
     to condition on from the first end-to-end step.
     """
-    params = [p for p in model.global_net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
-    for step in range(steps):
-        image, target, mask = tensors[int(rng.integers(len(tensors)))]
-        coarse, _ = model.global_forward(image, model.grid(image.shape[2:]))
-        up = model.upsample(coarse, image.shape[2:])[0] if not bool(mask.all()) else None
-        loss = _low_resolution_loss(coarse, up, target, mask)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if on_progress is not None:
-            on_progress({"warmup": step + 1, "warmup_steps": steps, "loss": float(loss.detach())})
+    image, target, mask = tensors[int(rng.integers(len(tensors)))]
+    coarse, _ = model.global_forward(image, model.grid(image.shape[2:]))
+    up = model.upsample(coarse, image.shape[2:])[0] if not bool(mask.all()) else None
+    return _low_resolution_loss(coarse, up, target, mask)
 
 
 def train_nmsw(
@@ -168,8 +160,6 @@ def train_nmsw(
     Returns the trained copy in eval mode and the facts a checkpoint keeps (``training``: the tau
     schedule and its final value, k, seed, ...). Raises TrainingDiverged on a non-finite loss.
     """
-    from slicebudget.training.fit import seeded  # late: slicebudget.training imports slicebudget.inference
-
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
     if not cases:
@@ -186,35 +176,51 @@ def train_nmsw(
     head = list(trained.patch_head.parameters())
     params = [p for p in trained.parameters() if p.requires_grad]
     others = [p for p in params if all(p is not h for h in head)]
-    optimizer = torch.optim.AdamW(
-        [{"params": others}, {"params": head, "lr": learning_rate * head_lr_scale, "weight_decay": 0.0}],
-        lr=learning_rate, weight_decay=weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations)
+
+    def warm_up_optimizer():
+        global_params = [p for p in trained.global_net.parameters() if p.requires_grad]
+        return torch.optim.AdamW(global_params, lr=learning_rate, weight_decay=weight_decay), None
+
+    def end_to_end_optimizer():
+        optimizer = torch.optim.AdamW(
+            [{"params": others}, {"params": head, "lr": learning_rate * head_lr_scale, "weight_decay": 0.0}],
+            lr=learning_rate, weight_decay=weight_decay,
+        )
+        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations)
+
+    phases = [Phase(global_warmup, warm_up_optimizer), Phase(iterations, end_to_end_optimizer, clip=(params, GRAD_CLIP))]
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     tensors = [_case_tensors(case, trained.patch_size, device) for case in cases]
     history: list[dict] = []
-    tau = tau_start
+    current = {"tau": tau_start, "parts": {}}
+
+    def step_loss(step: Step) -> torch.Tensor:
+        if step.phase == 0:
+            return _warm_up_loss(trained, tensors, rng)
+        current["tau"] = annealed_tau(step.step, iterations, tau_start, tau_end)
+        image, target, mask = tensors[int(rng.integers(len(tensors)))]
+        loss, current["parts"] = nmsw_step(trained, image, target, mask, current["tau"], k, random_patches,
+                                           entropy_weight, generator, rng)
+        return loss
+
+    def record(step: Step, loss: torch.Tensor) -> None:
+        if step.phase == 0:
+            entry = {"warmup": step.step + 1, "warmup_steps": global_warmup, "loss": float(loss.detach())}
+        else:
+            entry = {"iteration": step.step + 1, "iterations": iterations, "loss": float(loss.detach()),
+                     "tau": current["tau"], **current["parts"], "seconds": time.perf_counter() - started}
+            history.append(entry)
+        if on_progress is not None:
+            on_progress(entry)
+
+    def diverged(step: Step, loss: float) -> str:
+        where = "warm-up step" if step.phase == 0 else "iteration"
+        return f"NMSW training diverged: loss is {loss} at {where} {step.step + 1}"
+
     with seeded(seed, deterministic=device.type == "cpu"):
-        if global_warmup:
-            _warm_up_global(trained, tensors, global_warmup, learning_rate, weight_decay, rng, on_progress)
-        for step in range(iterations):
-            tau = annealed_tau(step, iterations, tau_start, tau_end)
-            image, target, mask = tensors[int(rng.integers(len(tensors)))]
-            loss, parts = nmsw_step(trained, image, target, mask, tau, k, random_patches, entropy_weight, generator, rng)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"NMSW training diverged: loss is {loss.item()} at iteration {step + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
-            optimizer.step()
-            scheduler.step()
-            record = {"iteration": step + 1, "iterations": iterations, "loss": float(loss.detach()), "tau": tau,
-                      **parts, "seconds": time.perf_counter() - started}
-            history.append(record)
-            if on_progress is not None:
-                on_progress(record)
+        fit(phases, step_loss, callbacks=[record], diverged=diverged)
+    tau = current["tau"]
     trained.requires_grad_(True)
     training = {
         "iterations": iterations, "tau_start": tau_start, "tau_end": tau_end, "tau": tau, "k": k,

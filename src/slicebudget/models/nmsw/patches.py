@@ -2,7 +2,7 @@
 
 NMSW scores every position of the grid a sliding window would visit, but runs the local model on
 K of them. So the grid is built with the sliding window's own start positions
-(:func:`slicebudget.inference.sliding_window.window_starts`): with K = N the two visit the same
+(:func:`slicebudget.models.sliding_window.window_starts`): with K = N the two visit the same
 windows, which is what makes "K = N reproduces SW" hold exactly. Patches are never materialised as
 a stack of N: a chosen patch is a slice of the volume, copied only when the local model needs it.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from slicebudget.inference.sliding_window import window_starts
+from slicebudget.models.sliding_window import window_starts
 
 SIGMA_SCALE = 0.125  # the paper's and MIST's sigma: 1/8 of the patch size
 

@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from slicebudget.errors import UserError
-from slicebudget.inference.nmsw.onednn import OneDNNConvolutions
-from slicebudget.inference.nmsw.patches import PatchGrid, box_means, low_resolution_boxes, patch_grid
-from slicebudget.inference.outputs import logits_from_output
+from slicebudget.models.nmsw.onednn import OneDNNConvolutions
+from slicebudget.models.nmsw.patches import PatchGrid, box_means, low_resolution_boxes, patch_grid
+from slicebudget.models.outputs import logits_from_output
 
 CHECKPOINT_FORMAT = "slicebudget-nmsw-1"
 

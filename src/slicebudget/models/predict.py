@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slicebudget.inference.outputs import logits_from_output, module_device
-from slicebudget.inference.sliding_window import sliding_window_inference
+from slicebudget.models.outputs import logits_from_output, module_device
+from slicebudget.models.sliding_window import sliding_window_inference
 
 PAD_MULTIPLE = 32  # encoders downsample up to five times
 

@@ -1,0 +1,65 @@
+"""The typed spec of one run: what ``execute_run`` reads, validated once when the run starts.
+
+The grid builds each spec as plain JSON (that is what a Dask worker receives, what the store keeps
+and what the run id hashes; see :mod:`slicebudget.study.grid`); :meth:`RunSpec.of` turns it into
+this frozen model, and :meth:`RunSpec.to_json` gives the same JSON back.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from slicebudget.study.config import ModelConfig, TrainingConfig
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DatasetRef(_Frozen):
+    name: str
+    fingerprint: str
+
+
+class Split(_Frozen):
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    source: str  # "imagesTs" or "test_fraction"
+
+
+class RunModel(ModelConfig):
+    display_name: str
+
+
+class RunSpec(_Frozen):
+    spec_schema: int = Field(alias="schema")
+    dataset: DatasetRef
+    split: Split
+    classes: dict[str, int]  # class name -> label value, background left out
+    density: float
+    volume_fraction: float
+    policy: str
+    repeat: int
+    interpolation: str  # a propagation method, or "off"
+    is_dense_baseline: bool
+    selection_seed: int
+    train_seed: int
+    n_volumes: int
+    n_volumes_total: int
+    model: RunModel
+    training: TrainingConfig
+
+    @classmethod
+    def of(cls, spec: RunSpec | dict) -> RunSpec:
+        return spec if isinstance(spec, RunSpec) else cls.model_validate(spec)
+
+    def to_json(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def class_ids(self) -> list[int]:
+        return sorted(self.classes.values())
+
+    @property
+    def n_classes(self) -> int:
+        return max(self.class_ids) + 1  # background included
