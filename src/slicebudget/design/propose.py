@@ -301,9 +301,10 @@ def current_plans(done: list[dict], budgets: list[float], unit: str, costs: Cost
         if obs is None:
             fitted[(model, dims)] = None
             continue
-        form, errors = choose_form(obs)
+        form, errors, aside = choose_form(obs)
         surface = fit_surface(obs, FORMS[form], replicates, seed)
-        check = self_check(obs, form, errors, replicates=20, seed=seed)
+        # the plan needs a self-check; a small one (its figures are not shown during the design)
+        check = self_check(obs, form, errors, replicates=20, seed=seed, non_monotone=aside)
         fitted[(model, dims)] = (obs, form, surface)
         for budget in budgets:
             plan = plan_surface(surface, check, budget, unit, None, None, costs)
