@@ -41,10 +41,33 @@ def _known_policy(value: str) -> str:
 
 
 def _known_interpolation(value: str) -> str:
+    """``off``, a method name, or a method with parameters (``sli2vol:model=adapt``, written in YAML
+    as ``{name: sli2vol, model: adapt}``); ``model`` is ``adapt`` (the shipped model adapted to the
+    study's training images) or an existing model file."""
+    if value == OFF:
+        return value
+    name, _, rest = value.partition(":")
     valid = _propagation_names()
-    if value != OFF and value not in valid:
-        raise ValueError(f"unknown interpolation {value!r}; choose from off, {', '.join(valid)}")
+    if name not in valid:
+        raise ValueError(f"unknown interpolation {name!r}; choose from off, {', '.join(valid)}")
+    params = dict(pair.partition("=")[::2] for pair in rest.split(":")) if rest else {}
+    if set(params) - {"model", "fallback", "max_beyond"} or (params and name != "sli2vol"):
+        raise ValueError(f"interpolation {name!r} takes no parameter {', '.join(sorted(params))}"
+                         + ("; sli2vol takes model, fallback, max_beyond" if name == "sli2vol" else ""))
+    model = params.get("model")
+    if model is not None and model != "adapt" and not Path(model).is_file():
+        raise ValueError(f"model file {model!r} not found (give a path, or 'adapt')")
     return value
+
+
+def _interpolation_spec(value):
+    """``{name: sli2vol, model: adapt}`` -> ``"sli2vol:model=adapt"`` (the form runs and the store keep)."""
+    if not isinstance(value, dict):
+        return value
+    if "name" not in value:
+        raise ValueError("an interpolation given as a mapping needs a `name`")
+    params = {k: v for k, v in value.items() if k != "name"}
+    return ":".join([str(value["name"]), *(f"{k}={params[k]}" for k in sorted(params))])
 
 
 def _known_inference(value: str) -> str:
@@ -209,9 +232,9 @@ class StudyConfig(_Strict):
     @classmethod
     def _interpolation_words(cls, values):
         # YAML 1.1 reads a bare `off` as False; the user meant the word.
-        if isinstance(values, (str, bool)) or values is None:
+        if isinstance(values, (str, bool, dict)) or values is None:
             values = [values]
-        return [OFF if v is False or v is None else v for v in values]
+        return [OFF if v is False or v is None else _interpolation_spec(v) for v in values]
 
     @field_validator("interpolation")
     @classmethod

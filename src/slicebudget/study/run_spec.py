@@ -40,7 +40,7 @@ class RunSpec(_Frozen):
     volume_fraction: float
     policy: str
     repeat: int
-    interpolation: str  # a propagation method, or "off"
+    interpolation: str  # "off", or a propagation method with its parameters (e.g. "sli2vol:model=adapt")
     is_dense_baseline: bool
     selection_seed: int
     train_seed: int
