@@ -207,6 +207,17 @@ class AnnotationCosts(_Strict):
     empty_share: float = Field(default=0.3, ge=0.0, lt=1.0)
 
 
+class DesignConfig(_Strict):
+    """An adaptive design (``budget-study run --adaptive``): run the grid's cells in the order that
+    settles the plan at ``budgets`` soonest, up to ``max_runs`` (see slicebudget.design.propose).
+    ``budgets``: None = three inside the grid's cell budgets; ``max_runs``: None = 30% of the grid."""
+
+    adaptive: bool = False
+    max_runs: int | None = Field(default=None, gt=0)
+    budgets: list[float] | None = Field(default=None, min_length=1)
+    unit: Literal["slices", "hours"] = "slices"
+
+
 class StudyConfig(_Strict):
     version: Literal[1]
     name: str | None = None
@@ -222,6 +233,7 @@ class StudyConfig(_Strict):
     seed: int = Field(default=0, ge=0)
     dense_baseline: bool = True
     costs: AnnotationCosts | None = Field(default=None, description="annotation costs; None: the documented defaults")
+    design: DesignConfig | None = Field(default=None, description="adaptive design; None: run the whole grid")
 
     @field_validator("densities", "volume_fractions", "policies")
     @classmethod
