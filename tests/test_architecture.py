@@ -22,6 +22,7 @@ FLOW = [
     {"propagation", "inference"},
     {"study"},
     {"planning"},
+    {"design"},
     {"report"},
     {"bench"},
     {"cli"},

@@ -140,3 +140,9 @@ def test_the_dense_baseline_does_not_widen_the_studied_range():
     assert surface.studied_range()["k"] == (2.0, 10.0)
     plan = plan_surface(surface, check, budget=60)
     assert plan.best.slices_per_volume <= 10
+
+
+def test_one_repeat_gives_no_plan_without_intervals():
+    runs = synthetic_runs(repeats=1)
+    with pytest.raises(UserError, match="two or more finished repeats, need at least 2"):
+        fit_model(runs, MODEL, 2, None)

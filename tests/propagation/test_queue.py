@@ -108,7 +108,8 @@ def test_lost_match_inside_a_gap_falls_back_to_interpolation():
     assert all(result.labels[j].sum() >= 16 for j in (1, 2, 3))  # recovered on every gap slice
     # Marked as the fallback's, with the interpolation's own score: never a human slice's 1.0.
     assert list(result.provenance[1:4]) == ["interpolation"] * 3
-    np.testing.assert_allclose(result.confidence[1:4], [0.75, 0.5, 0.75])
+    overlap = 16 / 34  # the two bounding squares share 16 of their 34 pixels
+    np.testing.assert_allclose(result.confidence[1:4], [overlap + (1 - overlap) / 2, overlap, overlap + (1 - overlap) / 2])
 
 
 def test_lost_match_towards_an_empty_slice_shrinks_but_a_seen_ending_is_kept():

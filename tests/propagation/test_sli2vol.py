@@ -129,8 +129,8 @@ def test_stop_rule_follows_the_image_beyond_the_outermost_slice(make_blob, measu
     assert not any(present[:3]) and not any(present[17:]), present  # stopped where the blob ends
     assert all(present[6:14]), present  # carried through the blob
     assert measure_iou(result.labels > 0, dense > 0) > 0.75
-    assert result.confidence[0] == 0.0 and result.confidence[19] == 0.0
-    assert result.confidence[10] > result.confidence[14] > 0.0
+    assert result.provenance[0] == "stopped" and result.provenance[19] == "stopped"
+    assert result.signal[10] > result.signal[14] > 0.0  # the chain's trust fades away from the human slice
 
 
 def test_max_beyond_stops_chains_past_the_outermost_slice(make_blob):

@@ -95,3 +95,15 @@ def test_invalid_yaml_and_missing_file(tmp_path):
 def test_parse_config_refuses_non_mapping():
     with pytest.raises(UserError, match="must be a YAML mapping"):
         parse_config([1, 2], "S.yaml")
+
+
+def test_interpolation_with_an_adapted_or_given_model(tmp_path):
+    config = {**base_config(tmp_path), "interpolation": ["off", {"name": "sli2vol", "model": "adapt"}]}
+    path = tmp_path / "adapt.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert load_config(path).interpolation == ["off", "sli2vol:model=adapt"]
+    assert "model file 'nowhere.pt' not found" in error_of(
+        tmp_path, {**base_config(tmp_path), "interpolation": [{"name": "sli2vol", "model": "nowhere.pt"}]})
+    assert "takes no parameter model" in error_of(
+        tmp_path, {**base_config(tmp_path), "interpolation": [{"name": "sdf", "model": "adapt"}]})
+    assert "needs a `name`" in error_of(tmp_path, {**base_config(tmp_path), "interpolation": [{"model": "adapt"}]})

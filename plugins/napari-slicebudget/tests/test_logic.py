@@ -168,6 +168,34 @@ def test_pace_counts_human_slices_over_active_time():
     assert "after the first" in pace(SliceLedger(4)).against(10)
 
 
+def test_review_order_puts_the_fallbacks_slices_first_or_alone():
+    from napari_slicebudget.logic.propagation import review_order
+
+    details = {2: MachineLabel("sli2vol", "learned", 0.9), 3: MachineLabel("sli2vol", "interpolation", 0.7),
+               5: MachineLabel("sli2vol", "learned", 0.4), 7: MachineLabel("sli2vol", "interpolation", 0.8)}
+    assert review_order([7, 5, 3, 2], details) == [2, 3, 5, 7]
+    assert review_order([7, 5, 3, 2], details, "interpolated first") == [3, 7, 2, 5]
+    assert review_order([7, 5, 3, 2], details, "only interpolated") == [3, 7]
+    assert review_order([7, 5, 3, 2], details, "least confident first") == [5, 3, 7, 2]
+    with pytest.raises(UserError, match="unknown review order"):
+        review_order([2], details, "by colour")
+
+
+def test_adaptive_needs_a_painted_slice_and_adds_one_unannotated_slice(phantom):
+    from napari_slicebudget.logic.propagation import suggest_adaptive
+
+    image, labels = phantom
+    ledger = SliceLedger(image.shape[0]).with_plan(Plan("fixed", 0, 1, 0.05, (3,), 0.0))
+    with pytest.raises(UserError, match="at least one slice"):
+        suggest_adaptive(image.array, np.zeros_like(labels.array), ledger)
+    middle = image.shape[0] // 2
+    painted = np.zeros_like(labels.array)
+    painted[middle] = labels.array[middle]
+    ledger = ledger.after_stroke({middle: True}, claims=True)
+    slices = suggest_adaptive(image.array, painted, ledger)
+    assert 3 in slices and len(slices) == 2 and middle not in (set(slices) - {3})
+
+
 def test_hours_are_converted_with_the_annotators_own_pace(tmp_path):
     from slicebudget.planning.costs import from_config
 

@@ -406,3 +406,71 @@ def test_quitting_saves_and_pointer_moves_count_as_activity(make_napari_viewer, 
     assert session.closed
     restored = load_session(session.autosave_folder, session.image)
     assert restored.ledger.provenance[s] == "human-painted" and restored.ledger.timing[s].seconds == 180
+
+
+def test_review_list_puts_interpolated_slices_first_and_adaptive_suggests_the_next_slice(
+        make_napari_viewer, qtbot, phantom, errors):
+    viewer = make_napari_viewer()
+    planner, session, reference = _planned(viewer, qtbot, phantom)
+    fg = _organ_slices(reference)
+    first, last = int(fg[2]), int(fg[-3])
+    for s in (first, last):
+        paint_disk(session.labels_layer, s, *foreground_centre(reference, s))
+    qtbot.waitUntil(lambda: session.ledger.human.sum() == 2)
+    widget = dock(viewer, "Propagate masks")
+    widget.method_combo.setCurrentText("sdf")
+    widget.propagate()
+    wait_for_workers(qtbot, widget)
+    rows = [widget.review_list.item(i).text() for i in range(widget.review_list.count())]
+    assert rows and all("by sdf, interpolation, confidence" in r for r in rows)
+    widget.order_combo.setCurrentText("only interpolated")
+    assert widget.review_list.count() == len(rows)  # every sdf slice is interpolated
+    widget.order_combo.setCurrentText("least confident first")
+    shown = [int(widget.review_list.item(i).data(256)) for i in range(widget.review_list.count())]
+    confidences = [session.ledger.machine[s].confidence for s in shown]
+    assert confidences == sorted(confidences)
+    # adaptive: one more suggested slice, never an annotated one
+    before = set(session.ledger.suggested)
+    planner.policy_combo.setCurrentText("adaptive")
+    planner.suggest()
+    wait_for_workers(qtbot, planner)
+    added = set(session.ledger.suggested) - before
+    assert len(added) == 1 and not session.ledger.human[list(added)].any()
+    assert session.ledger.plan.policy == "adaptive" and not errors
+
+
+def test_adaptive_without_a_painted_slice_says_so(make_napari_viewer, qtbot, phantom, errors):
+    viewer = make_napari_viewer()
+    planner, session, _ = _planned(viewer, qtbot, phantom)
+    planner.policy_combo.setCurrentText("adaptive")
+    planner.suggest()
+    wait_for_workers(qtbot, planner)
+    assert any("paint (or mark empty) at least one slice" in m for m in errors), errors
+    assert session.ledger.plan.policy == "fixed"  # nothing changed
+
+
+def test_adapt_to_these_images_in_a_worker_then_propagate_with_it(make_napari_viewer, qtbot, phantom, errors):
+    from slicebudget.propagation.sli2vol.model_io import load_model
+    from slicebudget.propagation.sli2vol.train import TrainingSettings
+
+    viewer = make_napari_viewer()
+    planner, session, reference = _planned(viewer, qtbot, phantom)
+    widget = dock(viewer, "Propagate masks")
+    widget.adaptation = TrainingSettings(iterations=3, batch=2, crop=16, seed=0)
+    widget.adapt()
+    wait_for_workers(qtbot, widget)
+    assert any("at least 2 open 3D images, 1 open" in m for m in errors) and widget.model_path is None
+    image, _ = phantom
+    viewer.add_image(image.array[::-1].copy(), name="second")
+    widget.adapt()
+    wait_for_workers(qtbot, widget, timeout=180000)  # a child process starts torch: slow on a busy machine
+    assert widget.model_path is not None and load_model(widget.model_path)[1] == load_model()[1]
+    assert "propagation uses it from now on" in widget.status.text()
+    s = int(_organ_slices(reference)[3])
+    paint_disk(session.labels_layer, s, *foreground_centre(reference, s))
+    qtbot.waitUntil(lambda: session.ledger.human.sum() == 1)
+    widget.method_combo.setCurrentText("sli2vol")
+    widget.propagate()
+    wait_for_workers(qtbot, widget)
+    assert session.ledger.pending_review.size > 0
+    assert all(session.ledger.machine[p].source == "learned" for p in session.ledger.pending_review)

@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Generate phantom datasets and check datasets.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
-propagation_app = typer.Typer(help="Train the learned mask propagator.", no_args_is_help=True)
+propagation_app = typer.Typer(help="Train, calibrate and steer the learned mask propagator (next best slice).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 app.add_typer(propagation_app, name="propagation")

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from slicebudget.cli.app import app
+from slicebudget.errors import UserError
 
 
 def _terminate_as_interrupt(signum, frame):
@@ -28,9 +29,22 @@ def run(
     threads: int = typer.Option(None, "--threads", min=1,
                                 help="Torch threads per run (default: all in-process, 1 per Dask worker). "
                                      "Equal values give bit-identical CPU metrics across executors."),
+    adaptive: bool = typer.Option(False, "--adaptive", help="Run the grid's cells in the order that settles the "
+                                                           "plan soonest, and stop when it is settled (or at --max-runs)."),
+    max_runs: int = typer.Option(None, "--max-runs", min=1, help="Adaptive: the run limit (default: 30% of the grid)."),
+    budgets: str = typer.Option(None, "--budgets", help="Adaptive: target budgets, comma separated (default: three "
+                                                         "inside the grid's cell budgets)."),
+    unit: str = typer.Option(None, "--unit", help="Adaptive: budgets in slices (default) or hours."),
 ):
-    """Train and score every run of a study grid (resumable), then write the report."""
+    """Train and score every run of a study grid (resumable), then write the report.
+
+    With --adaptive (or `design: {adaptive: true}` in the YAML), only the runs that settle the plan
+    at the target budgets: see slicebudget.design.
+    """
+    from slicebudget.cli.design_cmds import parse_budgets
+    from slicebudget.design.adaptive import StudyDesign, check_resume, settings_from
     from slicebudget.report import write_report
+    from slicebudget.study.config import load_config
     from slicebudget.study.progress import RichView
     from slicebudget.study.runner import default_study_dir, run_study
 
@@ -39,10 +53,17 @@ def run(
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     view = RichView()
     study_dir = out if out is not None else default_study_dir(config)
+    if unit is not None and unit not in ("slices", "hours"):
+        raise UserError(f"unknown budget unit {unit!r}; choose slices or hours")
+    settings = settings_from(load_config(config), adaptive, max_runs, parse_budgets(budgets), unit)
+    check_resume(study_dir, load_config(config), settings)
+    design = None
+    if settings is not None:
+        design = StudyDesign(settings, study_dir, batch=workers if executor == "dask" else 1, on_status=view.status)
     try:
         outcome = run_study(config, study_dir, dataset=dataset, executor=executor, workers=workers,
                             scheduler=scheduler, retry_failed=retry_failed, threads=threads, view=view,
-                            write_report=write_report)
+                            write_report=write_report, design=design)
     except KeyboardInterrupt:
         view.console.print("interrupted: unfinished runs are back to pending; run the same command to resume")
         raise
@@ -54,6 +75,8 @@ def run(
           f"ran {outcome.executed} run(s) in {outcome.seconds:.0f} s ({rate:.0f} runs/hour); study folder: {study_dir}")
     if counts["failed"]:
         print("failed runs keep their error (budget-study status); rerun with --retry-failed to try them again")
+    if design is not None and design.stop:
+        print(f"adaptive design: {design.reason}")
     from slicebudget.cli.report_cmds import print_planned
 
     print_planned(study_dir)

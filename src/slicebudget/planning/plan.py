@@ -171,8 +171,16 @@ def _points(surface: Surface, alloc: Allocations, costs: CostModel, indices) -> 
 def too_few(runs: list[dict], obs: Observations) -> str | None:
     """Why the cells cannot fit a surface, with what to finish; None when they can."""
     distinct_n, distinct_k = np.unique(np.round(obs.n, 3)).size, np.unique(np.round(obs.k, 3)).size
-    if obs.n_cells >= MIN_CELLS and distinct_n >= 2 and distinct_k >= 2:
+    repeated = int(np.sum(obs.n_runs() >= 2))
+    if obs.n_cells >= MIN_CELLS and distinct_n >= 2 and distinct_k >= 2 and repeated >= 2:
         return None
+    if obs.n_cells >= MIN_CELLS and distinct_n >= 2 and distinct_k >= 2:
+        # A surface could be fitted, but without repeats there is no spread to build intervals from.
+        pending = unfinished_cells(runs, obs.model, obs.dims)
+        where = f"; finish: {'; '.join(pending)}" if pending else "; run the study with repeats: 2 or more"
+        return (f"too few finished runs to fit a budget surface with intervals for {obs.model} ({obs.dims}D): "
+                f"{repeated} cell{'s' if repeated != 1 else ''} with two or more finished repeats, need at least 2 "
+                f"to measure repeat-to-repeat spread{where}")
     pending = unfinished_cells(runs, obs.model, obs.dims)
     have = (f"{obs.n_cells} grid cell{'s' if obs.n_cells != 1 else ''} with finished runs "
             f"({distinct_n} volume count{'s' if distinct_n != 1 else ''}, {distinct_k} slice count{'s' if distinct_k != 1 else ''})")

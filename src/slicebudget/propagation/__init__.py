@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from slicebudget.propagation.calibration import empty_signal, load_calibration, size_fraction
 from slicebudget.propagation.common import (
     HUMAN,
+    NONE,
     PROVENANCES,
+    STOPPED,
     ProgressCallback,
     PropagationResult,
     Propagator,
@@ -34,13 +37,15 @@ def propagate(
     method: str = "sli2vol",
     progress: ProgressCallback | None = None,
     device: str | None = None,
+    calibrated: bool = True,
     **params,
 ) -> PropagationResult:
     """Propagate ``annotation`` through ``image`` (D, H, W) with the named method.
 
     ``progress(done, total)`` is called as slices are processed (the napari plugin's progress bar);
     ``device`` ("cpu", "cuda", None = GPU when present) goes to methods that take one (the learned
-    ones); other keyword parameters go to the method's constructor.
+    ones); other keyword parameters go to the method's constructor. ``calibrated=False`` returns the
+    method's raw per-slice signal as the confidence (what the calibration is fitted on).
     """
     check_inputs(image, annotation)
     if "device" in propagator_parameters(method):
@@ -51,8 +56,12 @@ def propagate(
     labels = result.labels.astype(annotation.labels.dtype, copy=False)
     labels[annotation.annotated] = annotation.labels[annotation.annotated]
     provenance = np.where(annotation.annotated, HUMAN, result.provenance).astype(object)
-    confidence = np.where(annotation.annotated, 1.0, result.confidence)
-    return PropagationResult(labels, confidence, provenance, result.signal)
+    signal = result.confidence if result.signal is None else result.signal
+    signal = np.where(np.isin(provenance, [STOPPED, NONE]), empty_signal(labels), signal)
+    signal = np.where(annotation.annotated, 1.0, signal)
+    size = size_fraction(labels)
+    confidence = load_calibration().apply(method, provenance, signal, size) if calibrated else signal
+    return PropagationResult(labels, confidence, provenance, signal)
 
 
 __all__ = ["PROPAGATORS", "PROVENANCES", "PropagationResult", "Propagator", "get_propagator", "propagate",

@@ -174,23 +174,29 @@ def fill_inner_gaps(
     gaps = [g for g in find_gaps(annotation.annotated) if g.before is not None and g.after is not None]
     for done, gap in enumerate(gaps):
         filled = fill_gap(annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before)
+        both_empty = is_empty(annotation, gap.before) and is_empty(annotation, gap.after)
         for offset, j in enumerate(gap.slices):
             labels[j] = filled[offset]
             confidence[j] = interpolation_confidence(annotation, gap, j)
-            sources[j] = provenance if confidence[j] > 0 else NONE
+            sources[j] = NONE if both_empty else provenance
         report(progress, done + 1, len(gaps))
     return PropagationResult(labels, confidence, sources, confidence.copy())
 
 
 def interpolation_confidence(annotation: SparseAnnotation, gap: Gap, index: int) -> float:
-    """Confidence the classical methods give slice ``index`` of ``gap``.
+    """Raw score the classical methods give slice ``index`` of ``gap`` (calibrated later).
 
-    ``1 - distance_to_nearer_bounding_slice / gap_width`` (in [0.5, 1)) inside a gap with foreground
-    on at least one side; 0 beyond the outermost annotated slices and between two empty slices,
-    where nothing is propagated.
+    Interpolating between two masks is exact at either end and worst half-way, and how bad it gets
+    there depends on how much the shape changes across the gap. So the score runs from 1 at a bounding
+    slice down to the bounding masks' overlap (foreground IoU) half-way:
+    ``overlap + (1 - overlap) * (1 - 2 * distance_to_nearer_bounding_slice / gap_width)``.
+    0 beyond the outermost annotated slices and between two empty slices, where nothing is propagated.
     """
     if gap.before is None or gap.after is None:
         return 0.0
     if is_empty(annotation, gap.before) and is_empty(annotation, gap.after):
         return 0.0
-    return 1.0 - min(index - gap.before, gap.after - index) / (gap.after - gap.before)
+    lower, upper = annotation.labels[gap.before] != 0, annotation.labels[gap.after] != 0
+    overlap = float((lower & upper).sum() / (lower | upper).sum())
+    near = min(index - gap.before, gap.after - index) / (gap.after - gap.before)
+    return overlap + (1.0 - overlap) * (1.0 - 2.0 * near)

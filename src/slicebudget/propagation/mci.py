@@ -13,6 +13,7 @@ from slicebudget.propagation.common import (
     PropagationResult,
     find_gaps,
     interpolation_confidence,
+    is_empty,
     report,
     start_result,
 )
@@ -63,9 +64,10 @@ class MorphologicalContourPropagator(Propagator):
         for gap in find_gaps(annotation.annotated):
             if gap.before is None or gap.after is None:
                 continue
+            both_empty = is_empty(annotation, gap.before) and is_empty(annotation, gap.after)
             for j in gap.slices:
                 confidence[j] = interpolation_confidence(annotation, gap, j)
-                provenance[j] = INTERPOLATION if confidence[j] > 0 else NONE
+                provenance[j] = NONE if both_empty else INTERPOLATION
         return PropagationResult(labels, confidence, provenance, confidence.copy())
 
 

@@ -36,3 +36,16 @@ def get_propagator(name: str, **params) -> Propagator:
         return cls(**params)
     except TypeError as exc:
         raise UserError(f"bad parameters for propagation method {name!r}: {exc}") from None
+
+
+def parse_method_spec(spec: str) -> tuple[str, dict]:
+    """A method with parameters, each after a colon (commas separate methods on a command line):
+    ``"sli2vol:fallback=none:max_beyond=3"`` -> ``("sli2vol", {"fallback": "none", "max_beyond": 3})``."""
+    name, *pairs = spec.split(":")
+    params: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"method parameter {pair!r} of {spec!r} must be KEY=VALUE")
+        params[key] = int(value) if value.lstrip("-").isdigit() else value
+    return name, params

@@ -35,6 +35,7 @@ class ReportData:
     status_counts: dict[str, int] = field(default_factory=dict)
     budget_tolerance: float = DEFAULT_BUDGET_TOLERANCE
     planning: Planning = field(default_factory=Planning)
+    design: dict | None = None  # an adaptive study's design: settings, runs in the order chosen and why, stop
 
     @property
     def dims_present(self) -> list[int]:
@@ -86,10 +87,20 @@ def build_report(records: Iterable[Mapping], budget_tolerance: float = DEFAULT_B
         status_counts=tables.status_counts(frame),
         budget_tolerance=budget_tolerance,
         planning=build_planning(records, study_dir, costs),
+        design=_design(study_dir),
     )
     if not with_figures:
         return report
     return replace(report, figures=draw_figures(report))
+
+
+def _design(study_dir) -> dict | None:
+    """The adaptive design's log (slicebudget.design.adaptive), None for a full-grid study."""
+    if study_dir is None:
+        return None
+    from slicebudget.design.adaptive import design_summary
+
+    return design_summary(study_dir)
 
 
 def draw_figures(report: ReportData) -> dict[str, bytes]:
@@ -131,6 +142,7 @@ def report_dict(report: ReportData) -> dict:
         "budget_tolerance": report.budget_tolerance,
         "recommendations": [r.as_dict() for r in report.recommendations],
         "planning": report.planning.as_dict(),
+        "design": report.design,
         "findings": [f.as_dict() for f in report.findings],
         "tables": {name: tables.to_records(report.tables[name]) for name in table_names},
     }

@@ -86,6 +86,7 @@ def render_html(report: ReportData, title: str) -> str:
         "tolerance_percent": f"{report.budget_tolerance * 100:g}",
         "recommendations": _by_dims(report.recommendations, key=lambda r: r.dims),
         "planning": report.planning,
+        "design": report.design,
         "findings": _by_dims(report.findings, key=lambda f: f.dims),
         "figures": {name: base64.b64encode(png).decode("ascii") for name, png in report.figures.items()},
         "budget_figures": [

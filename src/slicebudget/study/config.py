@@ -105,10 +105,33 @@ def policy_parts(policy: str | dict) -> tuple[str, dict, str]:
 
 
 def _known_interpolation(value: str) -> str:
+    """``off``, a method name, or a method with parameters (``sli2vol:model=adapt``, written in YAML
+    as ``{name: sli2vol, model: adapt}``); ``model`` is ``adapt`` (the shipped model adapted to the
+    study's training images) or an existing model file."""
+    if value == OFF:
+        return value
+    name, _, rest = value.partition(":")
     valid = _propagation_names()
-    if value != OFF and value not in valid:
-        raise ValueError(f"unknown interpolation {value!r}; choose from off, {', '.join(valid)}")
+    if name not in valid:
+        raise ValueError(f"unknown interpolation {name!r}; choose from off, {', '.join(valid)}")
+    params = dict(pair.partition("=")[::2] for pair in rest.split(":")) if rest else {}
+    if set(params) - {"model", "fallback", "max_beyond"} or (params and name != "sli2vol"):
+        raise ValueError(f"interpolation {name!r} takes no parameter {', '.join(sorted(params))}"
+                         + ("; sli2vol takes model, fallback, max_beyond" if name == "sli2vol" else ""))
+    model = params.get("model")
+    if model is not None and model != "adapt" and not Path(model).is_file():
+        raise ValueError(f"model file {model!r} not found (give a path, or 'adapt')")
     return value
+
+
+def _interpolation_spec(value):
+    """``{name: sli2vol, model: adapt}`` -> ``"sli2vol:model=adapt"`` (the form runs and the store keep)."""
+    if not isinstance(value, dict):
+        return value
+    if "name" not in value:
+        raise ValueError("an interpolation given as a mapping needs a `name`")
+    params = {k: v for k, v in value.items() if k != "name"}
+    return ":".join([str(value["name"]), *(f"{k}={params[k]}" for k in sorted(params))])
 
 
 def _known_inference(value: str) -> str:
@@ -268,6 +291,17 @@ class AnnotationCosts(_Strict):
     empty_share: float = Field(default=0.3, ge=0.0, lt=1.0)
 
 
+class DesignConfig(_Strict):
+    """An adaptive design (``budget-study run --adaptive``): run the grid's cells in the order that
+    settles the plan at ``budgets`` soonest, up to ``max_runs`` (see slicebudget.design.propose).
+    ``budgets``: None = three inside the grid's cell budgets; ``max_runs``: None = 30% of the grid."""
+
+    adaptive: bool = False
+    max_runs: int | None = Field(default=None, gt=0)
+    budgets: list[float] | None = Field(default=None, min_length=1)
+    unit: Literal["slices", "hours"] = "slices"
+
+
 class StudyConfig(_Strict):
     version: Literal[1]
     name: str | None = None
@@ -283,6 +317,7 @@ class StudyConfig(_Strict):
     seed: int = Field(default=0, ge=0)
     dense_baseline: bool = True
     costs: AnnotationCosts | None = Field(default=None, description="annotation costs; None: the documented defaults")
+    design: DesignConfig | None = Field(default=None, description="adaptive design; None: run the whole grid")
 
     @field_validator("densities", "volume_fractions")
     @classmethod
@@ -299,9 +334,9 @@ class StudyConfig(_Strict):
     @classmethod
     def _interpolation_words(cls, values):
         # YAML 1.1 reads a bare `off` as False; the user meant the word.
-        if isinstance(values, (str, bool)) or values is None:
+        if isinstance(values, (str, bool, dict)) or values is None:
             values = [values]
-        return [OFF if v is False or v is None else v for v in values]
+        return [OFF if v is False or v is None else _interpolation_spec(v) for v in values]
 
     @field_validator("interpolation")
     @classmethod

@@ -125,6 +125,24 @@ def _prepare(dataset_path: str, train_ids: tuple[str, ...]) -> PreparedDataset:
     return PreparedDataset(dataset, norms)
 
 
+def propagation_settings(spec: RunSpec, prepared: PreparedDataset, run_dir: Path) -> tuple[str, dict]:
+    """(method, parameters) of the run's interpolation: ``sli2vol:model=adapt`` gets the study's adapted
+    model (see :mod:`slicebudget.study.adapt`), a model path is checked against the image channels."""
+    from slicebudget.propagation.registry import parse_method_spec
+    from slicebudget.propagation.sli2vol.model_io import check_model_channels
+    from slicebudget.study.adapt import ADAPT, adapted_model
+
+    method, params = parse_method_spec(spec.interpolation)
+    n_channels = len(prepared.normalizations)
+    if params.get("model") == ADAPT:
+        study_dir = Path(run_dir).parent.parent  # runs run in STUDY_DIR/runs/<tmp folder>
+        params["model"] = adapted_model(study_dir, lambda c: prepared.case(c).image[0], spec.split.train,
+                                        spec.dataset.fingerprint, n_channels, spec.training.device)
+    elif "model" in params:
+        check_model_channels(params["model"], n_channels)
+    return method, params
+
+
 def hold_out_validation(chosen: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """(training volumes, validation volumes) among the chosen ones; see the module docstring."""
     n_val = min(len(chosen) - 1, int(np.floor(fraction * len(chosen) + 0.5)))
@@ -211,7 +229,7 @@ def select(spec: RunSpec, dataset_path: str, cache: DatasetCache, run_dir: Path,
     return Selection(plan, chosen, train_volumes, val_volumes)
 
 
-def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, notify: ProgressFn) -> Labels:
+def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, run_dir: Path, notify: ProgressFn) -> Labels:
     """2. Sparse labels cut from the dense truth, optionally propagated to every slice."""
     from slicebudget.training import EvalCase, TrainingCase
     from slicebudget.volume import SparseAnnotation
@@ -224,7 +242,8 @@ def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, notify
             notify({"stage": "interpolate", "case": case_id})
             from slicebudget.propagation import propagate
 
-            result = propagate(data.image[0], annotation, method=spec.interpolation, device=spec.training.device)
+            method, params = propagation_settings(spec, prepared, run_dir)
+            result = propagate(data.image[0], annotation, method=method, device=spec.training.device, **params)
             pairs.append((result.labels, data.label, annotation.annotated))
             annotation = SparseAnnotation(result.labels.astype(data.label.dtype, copy=False),
                                           np.ones(data.label.shape[0], dtype=bool))
@@ -341,7 +360,7 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
     prepared = cache.get(dataset_path, spec)
 
     selection = select(spec, dataset_path, cache, run_dir, notify)
-    labels = label(spec, prepared, selection, notify)
+    labels = label(spec, prepared, selection, run_dir, notify)
     trained = train(spec, prepared, labels, run_dir, notify)
     per_case, infer_seconds = score(spec, prepared, trained, run_dir, notify)
 

@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 ExecuteFn = Callable[..., dict]  # execute(spec, dataset_path, run_dir, on_progress=None) -> result dict
+# refill(free) -> more tasks when the given ones are all started and ``free`` workers wait (an
+# adaptive design choosing runs as results come in); an empty list with nothing in flight ends the run.
+Refill = Callable[[int], list]
 FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 MAX_RESUBMITS = 1  # after Dask's own retries (allowed-failures) a run gets one more fresh submission
 
@@ -91,8 +94,15 @@ class LocalExecutor:
         self.torch_threads = torch_threads
 
     def run(self, tasks: Iterable[RunTask], on_start: Callable[[RunTask], None],
-            on_progress: Callable[[str, dict], None] | None = None) -> Iterator[RunOutcome]:
-        for task in tasks:
+            on_progress: Callable[[str, dict], None] | None = None,
+            refill: Refill | None = None) -> Iterator[RunOutcome]:
+        queue = list(tasks)
+        while queue or refill is not None:
+            if not queue:
+                queue = list(refill(1))  # type: ignore[misc]
+                if not queue:
+                    return
+            task = queue.pop(0)
             on_start(task)
             callback = None if on_progress is None else (lambda info, rid=task.run_id: on_progress(rid, info))
             yield run_task(task, self.execute, callback, self.torch_threads)
@@ -135,7 +145,8 @@ class DaskExecutor:
             return Client(cluster), cluster
 
     def run(self, tasks: Iterable[RunTask], on_start: Callable[[RunTask], None],
-            on_progress: Callable[[str, dict], None] | None = None) -> Iterator[RunOutcome]:
+            on_progress: Callable[[str, dict], None] | None = None,
+            refill: Refill | None = None) -> Iterator[RunOutcome]:
         from distributed import as_completed
         from distributed.client import FutureCancelledError
 
@@ -149,7 +160,10 @@ class DaskExecutor:
         futures: dict = {}
         attempts: dict[str, int] = {}
         try:
-            window = max(1, 2 * sum(client.nthreads().values()))
+            threads = max(1, sum(client.nthreads().values()))
+            # Queued tasks wait for a free thread; an adaptive design decides each run when a thread
+            # frees up (with what has finished by then), so it gets exactly one task per thread.
+            window = threads if refill is not None else 2 * threads
             completed = as_completed()
 
             def submit(task: RunTask) -> None:
@@ -159,10 +173,17 @@ class DaskExecutor:
                 futures[future] = task
                 completed.add(future)
 
-            while pending and len(futures) < window:
-                task = pending.pop(0)
-                on_start(task)
-                submit(task)
+            def top_up() -> None:
+                while len(futures) < window:
+                    if not pending and refill is not None:
+                        pending.extend(refill(window - len(futures)))
+                    if not pending:
+                        return
+                    task = pending.pop(0)
+                    on_start(task)
+                    submit(task)
+
+            top_up()
             for future in completed:
                 task = futures.pop(future)
                 try:
@@ -174,10 +195,7 @@ class DaskExecutor:
                     outcome = RunOutcome(task.run_id, False, error=f"worker died running this run "
                                          f"({attempts[task.run_id]} submissions): {type(exc).__name__}: {exc}")
                 yield outcome
-                if pending:
-                    task = pending.pop(0)
-                    on_start(task)
-                    submit(task)
+                top_up()
         finally:
             for future in list(futures):
                 future.cancel()

@@ -42,7 +42,7 @@ class RunSpec(_Frozen):
     volume_fraction: float
     policy: str | dict[str, Any]  # a name, or {name, <parameters>, scope, quota} (see config.policy_label)
     repeat: int
-    interpolation: str  # a propagation method, or "off"
+    interpolation: str  # "off", or a propagation method with its parameters (e.g. "sli2vol:model=adapt")
     is_dense_baseline: bool
     selection_seed: int
     train_seed: int

@@ -194,6 +194,7 @@ def run_study(
     execute: ExecuteFn | None = None,
     write_report: Callable[[Path], object] | None = None,
     view=None,
+    design: Callable[[StudyStore, DatasetInfo, set[str], int], list[str]] | None = None,
 ) -> StudyOutcome:
     """Run (or resume) the study of ``config_path``; see the module docstring.
 
@@ -202,6 +203,9 @@ def run_study(
     ``view`` gets progress events (see ``cli.study_cmds``).
     ``threads``: torch threads per run (None: torch's default in-process, 1 per Dask worker); CPU
     metrics are bit-identical between executors at equal thread counts.
+    ``design``: an adaptive design (slicebudget.design): ``design(store, info, busy, free)`` is asked
+    whenever ``free`` workers wait, with the runs in flight (``busy``), and names the pending runs
+    to do next; an empty answer with nothing in flight ends the study (the rest stays pending).
     """
     from slicebudget.study.progress import SilentView
 
@@ -236,7 +240,10 @@ def run_study(
             if retry_failed:
                 store.reset_failed()
             _clean_temporaries(study_dir / "runs")
-            outcome = _execute_pending(store, study_dir, config_path, dataset_path, runner, view)
+            if design is not None:
+                design(store, info, set(), 0)  # no worker free: checks its settings before any progress shows
+            outcome = _execute_pending(store, study_dir, config_path, dataset_path, runner, view,
+                                       None if design is None else (lambda busy, free: design(store, info, busy, free)))
             outcome.counts = store.counts()
         outcome.seconds = time.perf_counter() - started
         if write_report is not None:  # under the lock: no second runner rewrites it meanwhile
@@ -255,17 +262,28 @@ def _clean_temporaries(runs_dir: Path) -> None:
 
 
 def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, dataset_path: Path, runner,
-                     view) -> StudyOutcome:
+                     view, design: Callable[[set[str], int], list[str]] | None = None) -> StudyOutcome:
     runs_dir = study_dir / "runs"
     try:
         runs_dir.mkdir(exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the runs folder: {exc.strerror}", runs_dir) from exc
-    pending = store.runs(status="pending")
     records = {r["run_id"]: r for r in store.runs()}
-    tasks = [RunTask(r["run_id"], _worker_spec(r["spec"], config_path), str(dataset_path),
-                     str(runs_dir / f".tmp-{r['run_id']}-{uuid.uuid4().hex[:6]}")) for r in pending]
+
+    def task_for(r: dict) -> RunTask:
+        return RunTask(r["run_id"], _worker_spec(r["spec"], config_path), str(dataset_path),
+                       str(runs_dir / f".tmp-{r['run_id']}-{uuid.uuid4().hex[:6]}"))
+
+    tasks = [task_for(r) for r in store.runs(status="pending")] if design is None else []
     by_id = {t.run_id: t for t in tasks}
+    refill = None
+    if design is not None:
+        def refill(free: int) -> list[RunTask]:
+            pending = {r["run_id"]: r for r in store.runs(status="pending")}
+            chosen = [task_for(pending[i]) for i in design(set(in_flight), free) if i in pending]
+            by_id.update((t.run_id, t) for t in chosen)
+            return chosen
+
     owner = f"pid {os.getpid()} on {socket.gethostname()}"
     outcome = StudyOutcome(study_dir, store.counts())
     in_flight: set[str] = set()
@@ -280,7 +298,8 @@ def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, data
     def on_progress(run_id: str, info: dict) -> None:
         view.progress(records[run_id], info)
 
-    stream = runner.run(tasks, on_start, on_progress)
+    stream = runner.run(tasks, on_start, on_progress, refill) if refill is not None else runner.run(
+        tasks, on_start, on_progress)
     try:
         for result in stream:
             _record_outcome(store, study_dir, by_id[result.run_id], result)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from slicebudget.errors import UserError
 from slicebudget.io.atomic import atomic_write
+from slicebudget.propagation.sli2vol.edges import EDGE_CHANNELS
 from slicebudget.propagation.sli2vol.network import FeatureNet, Sli2VolConfig
 
 FORMAT_NAME = "slicebudget-sli2vol"
@@ -55,6 +56,13 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
             "retrain with `budget-study propagation train`",
             path,
         )
+    stem = payload.get("state_dict", {}).get("stem.weight") if isinstance(payload.get("state_dict"), dict) else None
+    if stem is not None and stem.ndim == 4 and stem.shape[1] != EDGE_CHANNELS:
+        raise UserError(
+            f"model file takes {stem.shape[1]} input channels; this version feeds {EDGE_CHANNELS} (edge profiles of "
+            "one image channel); retrain with `budget-study propagation train`",
+            path,
+        )
     try:
         config = Sli2VolConfig(**payload["config"])
         net = FeatureNet(config)
@@ -62,3 +70,14 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     except (KeyError, TypeError, ValidationError, RuntimeError) as exc:
         raise UserError(f"model file does not match its architecture config ({type(exc).__name__})", path) from exc
     return net.to(device).eval(), config
+
+
+def check_model_channels(path: str | Path, image_channels: int) -> None:
+    """Refuse a model adapted on images with another number of channels (it learned the first
+    channel of those; here the first channel may be another sequence or contrast)."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    trained = (payload.get("training") or {}).get("image_channels") if isinstance(payload, dict) else None
+    if trained is not None and int(trained) != int(image_channels):
+        raise UserError(
+            f"model was adapted on {trained}-channel images; these images have {image_channels} channels", path
+        )

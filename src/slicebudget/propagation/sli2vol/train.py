@@ -32,6 +32,11 @@ class TrainingSettings:
     seed: int = 0
 
 
+# Adapting the shipped model to a group's own images: fine-tuning, not training from scratch. Fewer
+# steps at a lower rate keep what it learned while its features adjust to new texture and contrast.
+ADAPTATION = TrainingSettings(iterations=200, batch=4, crop=48, learning_rate=5e-4, seed=0)
+
+
 @dataclass(frozen=True)
 class TrainingOutcome:
     net: FeatureNet
@@ -61,8 +66,13 @@ def train_feature_net(
     settings: TrainingSettings | None = None,
     device: str | torch.device = "cpu",
     progress: Callable[[int, int, float], None] | None = None,
+    init: FeatureNet | None = None,
 ) -> TrainingOutcome:
-    """Train a feature network on unlabelled volumes (D, H, W); same seed -> same weights on CPU."""
+    """Train a feature network on unlabelled volumes (D, H, W); same seed -> same weights on CPU.
+
+    ``init``: start from these weights (adaptation: fine-tune the shipped model on a group's own
+    images); ``config`` must then be the one ``init`` was built with.
+    """
     config = config or Sli2VolConfig()
     settings = settings or TrainingSettings()
     usable = [normalise_intensity(v) for v in volumes if v.shape[0] >= 2]
@@ -73,7 +83,10 @@ def train_feature_net(
 
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
-    net = FeatureNet(config).to(device)
+    net = FeatureNet(config)
+    if init is not None:
+        net.load_state_dict(init.state_dict())
+    net = net.to(device)
     losses: list[float] = []
 
     def reconstruction_loss(step: Step) -> torch.Tensor:
@@ -101,27 +114,68 @@ def train_from_datasets(
     config: Sli2VolConfig | None = None,
     device: str | torch.device = "cpu",
     progress: Callable[[int, int, float], None] | None = None,
+    init: str | Path | None = None,
 ) -> float:
     """Train on the first image channel of each dataset's training cases and write a model file.
 
-    Returns the mean loss of the last steps. The file records data, seed and settings so the
-    shipped default can be reproduced (see ``src/slicebudget/assets/README.md``).
+    ``init``: ``"default"`` (the shipped model) or a model file to fine-tune from; its architecture
+    is kept. Returns the mean loss of the last steps. The file records data, seed, settings and
+    the starting model so it can be reproduced (see ``src/slicebudget/assets/sli2vol_default.md``).
     """
     from slicebudget.io import open_dataset
-    from slicebudget.propagation.sli2vol.model_io import save_model
 
-    volumes, sources = [], []
+    volumes, sources, channels = [], [], set()
     for d in dataset_dirs:
         dataset = open_dataset(d)
         cases = dataset.cases[:cases_per_dataset] if cases_per_dataset else dataset.cases
         if not cases:
             raise UserError("dataset has no training cases", d)
-        volumes += [dataset.load_case(c, with_label=False).images[0].array for c in cases]
+        for c in cases:
+            images = dataset.load_case(c, with_label=False).images
+            volumes.append(images[0].array)
+            channels.add(len(images))
         sources.append(f"{Path(d).name} ({len(cases)} cases)")
+    return adapt_and_save(volumes, out, settings, sources, max(channels), config, device, progress, init)
+
+
+def check_adaptation_input(volumes: Sequence[np.ndarray], where: str | Path | None = None) -> None:
+    """Self-supervised training pairs slices within a volume and needs more than one volume to
+    generalise: refuse fewer than 2 volumes, or any volume of fewer than 3 slices."""
+    if len(volumes) < 2:
+        raise UserError(f"adaptation needs at least 2 volumes, got {len(volumes)}", where)
+    thin = [i for i, v in enumerate(volumes) if np.ndim(v) != 3 or np.shape(v)[0] < 3]
+    if thin:
+        raise UserError(f"volume {thin[0] + 1} of {len(volumes)} has fewer than 3 slices; adaptation needs 3 or more",
+                        where)
+
+
+def adapt_and_save(
+    volumes: Sequence[np.ndarray],
+    out: str | Path,
+    settings: TrainingSettings,
+    sources: list[str],
+    image_channels: int = 1,
+    config: Sli2VolConfig | None = None,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int, float], None] | None = None,
+    init: str | Path | None = None,
+) -> float:
+    """Train (from ``init`` when given) on ``volumes`` and write the model file; returns the final loss."""
+    from slicebudget.propagation.sli2vol.model_io import default_model_path, load_model, save_model
+
+    start = None
+    if init is not None:
+        init_path = default_model_path() if str(init) == "default" else Path(init)
+        check_adaptation_input(volumes)
+        start, config = load_model(init_path, "cpu")
     config = config or Sli2VolConfig()
-    outcome = train_feature_net(volumes, config, settings, device=device, progress=progress)
+    outcome = train_feature_net(volumes, config, settings, device=device, progress=progress, init=start)
     tail = outcome.losses[-min(20, len(outcome.losses)) :]
     final = float(np.mean(tail))
-    record = {**asdict(settings), "datasets": sources, "final_loss": final, "first_loss": outcome.losses[0]}
+    record = {
+        **asdict(settings), "datasets": sources, "final_loss": final, "first_loss": outcome.losses[0],
+        "init": None if init is None else ("default" if str(init) == "default" else Path(init).name),
+        "image_channels": int(image_channels), "image_channel_used": 0,
+    }
     save_model(outcome.net, config, out, record)
     return final

@@ -17,7 +17,8 @@ from napari_slicebudget.logic.ledger import (
     SliceLedger,
 )
 
-POLICY_NAMES = tuple(POLICIES)
+ADAPTIVE = "adaptive"  # one slice at a time: the next best slice given what is annotated (see logic.propagation)
+POLICY_NAMES = (*POLICIES, ADAPTIVE)
 TO_DO = "to do"  # a suggested slice nobody has annotated
 
 # RGBA colours of slice outlines and list rows: warm = still to do, green = human, blue = machine-made.
@@ -55,7 +56,7 @@ def warm_up() -> None:
     """Pay the selection code's one-time costs (lazy imports, BLAS start-up: seconds on a loaded
     machine) before the annotator asks, so the first suggestions come as fast as later ones."""
     tiny = np.arange(4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8) ** 1.5
-    for name in POLICY_NAMES:
+    for name in POLICIES:
         get_policy(name).select(tiny, 2, 0)
 
 

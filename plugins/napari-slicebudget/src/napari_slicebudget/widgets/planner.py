@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_info
 from qtpy.QtGui import QColor
@@ -27,7 +29,9 @@ from slicebudget.errors import UserError
 
 from napari_slicebudget.logic.autosave import has_session
 from napari_slicebudget.logic.ledger import Plan
+from napari_slicebudget.logic.propagation import suggest_adaptive
 from napari_slicebudget.logic.planning import (
+    ADAPTIVE,
     POLICY_NAMES,
     STATUS_COLORS,
     resolve_slice_count,
@@ -180,6 +184,8 @@ class SlicePlannerWidget(QWidget):
         else:
             n = resolve_slice_count(depth, count=self.count_spin.value())
         policy, seed = self.policy_combo.currentText(), self.seed_spin.value()
+        if policy == ADAPTIVE:
+            return self._suggest_adaptive(session, seed)
         self.suggest_button.setEnabled(False)
         self.message_label.setText(f"{policy}: choosing {n} of {depth} slices...")
 
@@ -190,6 +196,23 @@ class SlicePlannerWidget(QWidget):
             session.go_to(session.ledger.next_unannotated(-1))
 
         return run_in_thread(self, suggest_slices, session.image.array, policy, n, seed, on_done=done,
+                             what="Cannot suggest slices", on_finish=lambda: self.suggest_button.setEnabled(True))
+
+    def _suggest_adaptive(self, session: AnnotationSession, seed: int):
+        """Add the next best slice to the plan: propagate from what is annotated (in a worker thread)
+        and suggest where the result is least certain."""
+        labels = np.array(session.labels_layer.data, copy=True)
+        depth = session.image.shape[0]
+        self.suggest_button.setEnabled(False)
+        self.message_label.setText("adaptive: propagating to find the least certain slice...")
+
+        def done(slices):
+            plan = Plan(ADAPTIVE, seed, len(slices), round(len(slices) / depth, 4), slices, time.time())
+            change = session.act("replan", plan)
+            self.message_label.setText(change.message)
+            session.go_to(session.ledger.next_unannotated(-1))
+
+        return run_in_thread(self, suggest_adaptive, session.image.array, labels, session.ledger, on_done=done,
                              what="Cannot suggest slices", on_finish=lambda: self.suggest_button.setEnabled(True))
 
     # ---- navigation and marking ----------------------------------------------------------------

@@ -6,6 +6,8 @@ separate preview layer that changes nothing until the annotator accepts slices f
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from napari.layers import Labels
 from qtpy.QtWidgets import (
@@ -22,10 +24,18 @@ from qtpy.QtWidgets import (
 )
 
 from slicebudget.errors import UserError
+from slicebudget.propagation.sli2vol.train import ADAPTATION
 
 from napari_slicebudget.logic.geometry import layer_kwargs
 from napari_slicebudget.logic.planning import describe_slice
-from napari_slicebudget.logic.propagation import METHODS, proposal, run_propagation
+from napari_slicebudget.logic.propagation import (
+    METHODS,
+    REVIEW_ORDERS,
+    adapt_to_images,
+    proposal,
+    review_order,
+    run_propagation,
+)
 from napari_slicebudget.widgets._common import (
     LayerCombo,
     ProgressRelay,
@@ -51,10 +61,20 @@ class PropagateWidget(QWidget):
         self.target_combo.addItems([INTO_WORKING, INTO_SEPARATE])
         self.run_button = QPushButton("Propagate")
         self.run_button.clicked.connect(self.propagate)
+        self.adapt_button = QPushButton("Adapt to these images")
+        self.adapt_button.setToolTip("Fine-tune sli2vol on the open 3D images (no labels used); "
+                                     "propagation uses the adapted model from then on.")
+        self.adapt_button.clicked.connect(self.adapt)
+        self.model_path = None  # the adapted sli2vol model, once adapted
+        self.adaptation = ADAPTATION  # training settings of "Adapt to these images"
+        self._adapt_dir = None
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.status = status_label()
+        self.order_combo = QComboBox()
+        self.order_combo.addItems(REVIEW_ORDERS)
+        self.order_combo.currentTextChanged.connect(lambda *_: self._refresh_if_session())
         self.review_list = QListWidget()
         self.review_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.review_list.itemDoubleClicked.connect(self._jump)
@@ -78,8 +98,12 @@ class PropagateWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.run_button)
+        layout.addWidget(self.adapt_button)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
+        order = QFormLayout()
+        order.addRow("review", self.order_combo)
+        layout.addLayout(order)
         layout.addWidget(self.review_list)
         layout.addLayout(review)
 
@@ -110,10 +134,37 @@ class PropagateWidget(QWidget):
             if self.progress_bar.maximum() == 0:
                 self._progress(0, 1)
 
-        return run_in_thread(self, run_propagation, image, labels, ledger, method, self.relay,
+        return run_in_thread(self, run_propagation, image, labels, ledger, method, self.relay, self.model_path,
                              on_done=lambda result: self._apply(session, result, method, into_working),
                              what="Propagation failed", on_finish=finished,
                              on_error=lambda _: self.status.setText("Propagation failed; nothing was written."))
+
+    @guarded("Cannot adapt")
+    def adapt(self, *_):
+        """Fine-tune the shipped sli2vol model on every open 3D image (a worker thread, with progress)."""
+        import tempfile
+
+        from napari.layers import Image
+
+        volumes = [np.asarray(layer.data) for layer in self.viewer.layers
+                   if isinstance(layer, Image) and np.ndim(layer.data) == 3 and not layer.rgb]
+        if len(volumes) < 2:
+            raise UserError(f"adaptation needs at least 2 open 3D images, {len(volumes)} open")
+        if self._adapt_dir is None:
+            self._adapt_dir = tempfile.TemporaryDirectory(prefix="slicebudget-adapted-")
+        out = Path(self._adapt_dir.name) / f"sli2vol-adapted-{len(volumes)}.pt"
+        self.adapt_button.setEnabled(False)
+        self.progress_bar.setRange(0, 0)
+        self.status.setText(f"adapting sli2vol to {len(volumes)} images...")
+
+        def done(path):
+            self.model_path = path
+            self._progress(1, 1)
+            self.status.setText(f"sli2vol adapted to {len(volumes)} images; propagation uses it from now on.")
+
+        return run_in_thread(self, adapt_to_images, volumes, out, self.relay, self.adaptation, on_done=done, what="Adaptation failed",
+                             on_finish=lambda: self.adapt_button.setEnabled(True),
+                             on_error=lambda _: self.status.setText("Adaptation failed; the shipped model stays."))
 
     def _apply(self, session: AnnotationSession, result, method: str, into_working: bool):
         self._progress(1, 1)
@@ -144,10 +195,20 @@ class PropagateWidget(QWidget):
     def pending(self, session: AnnotationSession) -> list[int]:
         return sorted(self.preview) if self.preview else session.ledger.pending_review.tolist()
 
+    def _refresh_if_session(self):
+        session = session_of(self.labels_combo.layer())
+        if session is not None:
+            self._refresh_list(session)
+
     def _refresh_list(self, session: AnnotationSession):
+        """The slices to review, in the chosen order (e.g. the fallback's interpolated slices first)."""
         self.review_list.clear()
-        for s in self.pending(session):
-            text = f"preview, confidence {self.preview[s].confidence:.2f}" if self.preview else describe_slice(session.ledger, s)
+        details = self.preview or session.ledger.machine
+        for s in review_order(self.pending(session), details, self.order_combo.currentText()):
+            if self.preview:
+                text = f"preview, {self.preview[s].source}, confidence {self.preview[s].confidence:.2f}"
+            else:
+                text = describe_slice(session.ledger, s)
             item = QListWidgetItem(f"slice {s:4d}  {text}")
             item.setData(256, s)
             self.review_list.addItem(item)
