@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from slicebudget.planning.observations import RUN_MEAN_CASE as RUN_MEAN
 from slicebudget.report.records import HEADLINE
 
 REPLICATES = 500  # enough for a standard error; the interval uses t, not percentiles
-RUN_MEAN = "(run mean)"
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from slicebudget.planning.plan import POLICY_PHRASES
 from slicebudget.report.paired import by_repeat_case, difference, paired_difference
 from slicebudget.report.stats import Interval
 
-POLICY_PHRASES = {
-    "fixed": "at a fixed interval",
-    "random": "chosen uniformly at random",
-    "coreset": "chosen by coreset selection (unsupervised active learning)",
-}
 
 
 @dataclass(frozen=True)
