@@ -15,6 +15,7 @@ from slicebudget.io import write_volume
 from napari_slicebudget.logic.geometry import layer_kwargs
 from napari_slicebudget.widgets import _common
 from napari_slicebudget.widgets.planner import SHORTCUTS, SlicePlannerWidget
+from napari_slicebudget.widgets.sessions import viewer_camera
 from napari_slicebudget.widgets.propagate import INTO_SEPARATE
 from napari_slicebudget.widgets.sessions import session_of, sessions
 from tests_helpers import foreground_centre, make_volume, paint_disk, wait_for_workers
@@ -325,13 +326,13 @@ def test_budget_panel_plans_with_the_study_planner_on_own_depth(make_napari_view
 def test_reformatted_views_show_superior_up(make_napari_viewer, qtbot, phantom):
     viewer = make_napari_viewer()
     _planned(viewer, qtbot, phantom)
-    assert viewer.camera.orientation2d[0] == "down"  # axial: anterior at the top, as usual
+    assert viewer_camera(viewer).orientation2d[0] == "down"  # axial: anterior at the top, as usual
     viewer.dims.order = (1, 0, 2)  # coronal: the slice axis is drawn vertically
-    assert viewer.camera.orientation2d[0] == "up"
+    assert viewer_camera(viewer).orientation2d[0] == "up"
     viewer.dims.order = (2, 0, 1)  # sagittal
-    assert viewer.camera.orientation2d[0] == "up"
+    assert viewer_camera(viewer).orientation2d[0] == "up"
     viewer.dims.order = (0, 1, 2)
-    assert viewer.camera.orientation2d[0] == "down"
+    assert viewer_camera(viewer).orientation2d[0] == "down"
 
 
 def test_labels_changed_behind_the_plugin_are_never_counted_as_human(make_napari_viewer, qtbot, phantom, errors):

@@ -30,7 +30,10 @@ class Split(_Frozen):
 
 
 class RunModel(ModelConfig):
-    display_name: str
+    # The spec JSON keeps the display name the grid computed (it is part of what the run id hashes);
+    # it is stored under its own field name so it does not shadow ModelConfig.display_name, which
+    # derives the same name from label, name and encoder.
+    recorded_display_name: str = Field(alias="display_name")
 
 
 class RunSpec(_Frozen):

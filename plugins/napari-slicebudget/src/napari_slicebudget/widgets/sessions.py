@@ -153,6 +153,13 @@ def adopt_restored(viewer) -> list[AnnotationSession]:
     return started
 
 
+def viewer_camera(viewer):
+    """The viewer's camera: ``viewer.scene.camera`` since napari 0.9 (``viewer.camera`` is deprecated
+    there), ``viewer.camera`` on the older napari versions the plugin still supports."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
 class SuperiorUp:
     """Keeps the slice axis pointing up on screen when it is drawn vertically (sagittal and coronal
     views): napari draws the first displayed axis downwards, which would put slice 0 (inferior) on top."""
@@ -161,7 +168,7 @@ class SuperiorUp:
         self.viewer = viewer
 
     def __call__(self, event=None) -> None:
-        dims, camera = self.viewer.dims, self.viewer.camera
+        dims, camera = self.viewer.dims, viewer_camera(self.viewer)
         if dims.ndisplay != 2 or dims.ndim < 3:
             return
         vertical = "up" if dims.order[-2] == dims.ndim - 3 else "down"
