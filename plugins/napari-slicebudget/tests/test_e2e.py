@@ -82,6 +82,8 @@ def test_the_annotators_day(make_napari_viewer, qtbot, tmp_path, artifacts):
     paint_disk(session.labels_layer, edited, *foreground_centre(reference, edited), label=2, size=3)
     qtbot.waitUntil(lambda: session.ledger.provenance[edited] == "human-painted")
     human = sorted([*painted, empty, edited])
+    still_pending = session.ledger.pending_review.tolist()
+    assert still_pending and propagate.review_list.count() == len(still_pending)
     before_close = session.ledger
     labels_before = session.labels_layer.data.copy()
 
@@ -90,6 +92,9 @@ def test_the_annotators_day(make_napari_viewer, qtbot, tmp_path, artifacts):
     viewer, docks = _open(make_napari_viewer, path)
     planner, export, budget = docks["Slice planner"], docks["Export"], docks["Budget panel"]
     restored = planner.session()
+    # tomorrow's review list shows what was left to review, before anything is propagated again
+    listed = [docks["Propagate masks"].review_list.item(i).data(256) for i in range(len(still_pending))]
+    assert docks["Propagate masks"].review_list.count() == len(still_pending) and sorted(listed) == still_pending
     assert restored.ledger.provenance == before_close.provenance and restored.ledger.plan == before_close.plan
     np.testing.assert_array_equal(restored.labels_layer.data, labels_before)
     assert planner.policy_combo.currentText() == "coreset" and budget.depth_spin.value() == 32

@@ -106,9 +106,15 @@ class PropagateWidget(QWidget):
         layout.addLayout(order)
         layout.addWidget(self.review_list)
         layout.addLayout(review)
+        # the review list shows the chosen session's pending proposals from the start, e.g. those
+        # restored from yesterday's autosave, not only after this widget propagates
+        self.labels_combo.currentTextChanged.connect(lambda *_: self._refresh_if_session())
+        self._refresh_if_session()
 
     def session(self) -> AnnotationSession:
-        session = require_session(self.viewer, self.labels_combo.layer())
+        return self._watch(require_session(self.viewer, self.labels_combo.layer()))
+
+    def _watch(self, session: AnnotationSession) -> AnnotationSession:
         if session.key not in self._watched:  # the review list follows undo, redo and strokes
             self._watched.add(session.key)
             session.changed.connect(lambda: self._refresh_list(session))
@@ -197,8 +203,10 @@ class PropagateWidget(QWidget):
 
     def _refresh_if_session(self):
         session = session_of(self.labels_combo.layer())
-        if session is not None:
-            self._refresh_list(session)
+        if session is None:
+            self.review_list.clear()
+        else:
+            self._refresh_list(self._watch(session))
 
     def _refresh_list(self, session: AnnotationSession):
         """The slices to review, in the chosen order (e.g. the fallback's interpolated slices first)."""
