@@ -208,15 +208,22 @@ def budget_surface(planning) -> bytes | None:
         n_line = np.geomspace(grid["n"][0], grid["n"][-1], 100)
         for plan in mp.plans:
             axis.plot(n_line, plan.budget / n_line, color="orange", linewidth=0.8, linestyle="--")
+            # clip_on=False: the volume cap puts plans and studied cells on the panel's edge
             axis.plot(plan.best.n_volumes, plan.best.slices_per_volume, marker="*", markersize=12, color="red",
-                      markeredgecolor="black")
-        axis.scatter(obs.n, obs.k, s=18, color="white", edgecolor="black", zorder=3, label="studied cells")
+                      markeredgecolor="black", clip_on=False, zorder=4)
+        axis.scatter(obs.n, obs.k, s=18, color="white", edgecolor="black", zorder=3, label="studied cells",
+                     clip_on=False)
         axis.plot([], [], color="orange", linestyle="--", label="equal budget (study levels)")
         axis.plot([], [], marker="*", color="red", linestyle="none", markeredgecolor="black", label="planned")
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlim(grid["n"][0], grid["n"][-1])
         axis.set_ylim(grid["k"][0], grid["k"][-1])
+        # counts of volumes and slices read as plain numbers at the studied values, not powers of ten
+        for set_ticks, values in ((axis.set_xticks, obs.n), (axis.set_yticks, obs.k)):
+            studied = sorted({int(v) for v in values})
+            set_ticks(studied, [str(v) for v in studied], minor=False)
+            set_ticks([], minor=True)
         axis.set_xlabel("volumes annotated (n)")
         axis.set_ylabel("slices annotated per volume (k)")
         axis.set_title(f"{mp.model} ({mp.dims}D), {obs.levels[level].label}: {mp.surface.form.name} surface")
