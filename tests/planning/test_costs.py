@@ -78,7 +78,7 @@ def test_malformed_or_inconsistent_files_are_one_line(tmp_path, mutate, message)
 def test_not_json_and_missing(tmp_path):
     bad = tmp_path / "bad.costs.json"
     bad.write_text("{not json")
-    with pytest.raises(UserError, match="not JSON"):
+    with pytest.raises(UserError, match="invalid JSON"):
         measured(bad, from_config(None))
     with pytest.raises(UserError, match="not found"):
         measured(tmp_path / "none.json", from_config(None))

@@ -41,10 +41,11 @@ def plan(
 
 
 def print_plan(result) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from slicebudget.cli.console import output_console
+
+    console = output_console()
     table = Table(title=f"{result.model} ({result.dims}D): {result.budget:g} {result.unit}, "
                         f"{result.volumes_available} volumes available")
     for column in ("plan", "volumes x slices", "slices", "hours", "IoU", "80% interval", "95% interval"):

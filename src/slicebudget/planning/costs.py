@@ -15,7 +15,6 @@ review); the empty share is the share of empty slices among annotated ones. Each
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from slicebudget.errors import UserError
+from slicebudget.io import read_json
 
 COST_FORMAT, COST_VERSION = "slicebudget-annotation-costs", 1
 COST_SUFFIX = ".costs.json"
@@ -87,12 +87,7 @@ def _number(value, what: str, path: Path, minimum: float = 0.0) -> float:
 
 def read_volumes(path: Path) -> list[dict]:
     """The validated ``volumes`` of one cost file; one UserError line for anything malformed or inconsistent."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read cost file: {exc}", path) from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"malformed cost file: not JSON ({exc.msg} at line {exc.lineno})", path) from exc
+    data = read_json(path, missing="cost file not found")
     if not isinstance(data, dict) or data.get("format") != COST_FORMAT:
         raise UserError(f"not a cost file: format is not {COST_FORMAT!r}", path)
     if data.get("version") != COST_VERSION:
