@@ -279,7 +279,7 @@ def train(spec: RunSpec, prepared: PreparedDataset, labels: Labels, run_dir: Pat
                          weights_path=spec.model.weights_path, **_model_params(spec))
     trained = train_model(model, labels.train_cases, labels.val_cases, train_spec, dims, spec.n_classes,
                           on_progress=lambda p: notify({"stage": "train", **p}))
-    torch.save({"state_dict": trained.model.state_dict(), "model": spec.model.model_dump(mode="json"),
+    torch.save({"state_dict": trained.model.state_dict(), "model": spec.model.model_dump(mode="json", by_alias=True),
                 "in_channels": in_channels, "n_classes": spec.n_classes,
                 "normalization": [n.model_dump(mode="json") for n in prepared.normalizations]},
                run_dir / "model.pt")
