@@ -14,7 +14,11 @@ from slicebudget.errors import UserError
 @bench_app.command("inference")
 def bench_inference(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON here."),
-    task: str = typer.Option("organ", "--task", help="Phantom task: organ, lesion or vessel."),
+    task: str = typer.Option(
+        "organ", "--task",
+        help="Phantom task: organ (one large structure), lesion (small lesions, several per volume) or vessel "
+             "(a thin tree): on lesion and vessel, where the K patches go decides what is found.",
+    ),
     iterations: int = typer.Option(
         100, "--iterations", min=1,
         help="NMSW training iterations (whole volumes); the backbone gets three patch iterations per NMSW one.",
@@ -50,17 +54,23 @@ def bench_inference(
     n = report["n_patches"]
     sw = next(r for r in report["rows"] if r["method"] == "sw")
     table = Table(title=f"inference on {task} phantoms ({n} patches; SW batch size {report['sw_batch_size']})")
-    for column in ("method", "K", "K/N", "median s", "speed-up", "GMACs", "MAC saving", "peak MB", "Dice"):
+    for column in ("method", "K", "K/N", "median s", "speed-up", "GMACs", "MAC saving", "peak MB", "Dice", "Dice 95% CI"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for row in report["rows"]:
         k = row["k"]
         table.add_row(row["method"], "-" if k is None else str(k), "-" if k is None else f"{k / n:.1%}",
                       f"{row['seconds']:.3f}", f"{sw['seconds'] / row['seconds']:.1f}x", f"{row['macs'] / 1e9:.2f}",
-                      f"{1 - row['macs'] / sw['macs']:.1%}", f"{row['peak_mb']:.0f}", f"{row['dice']:.3f}")
+                      f"{1 - row['macs'] / sw['macs']:.1%}", f"{row['peak_mb']:.0f}", f"{row['dice']:.3f}",
+                      "-" if not row.get("dice_ci") else "{:.3f} to {:.3f}".format(*row["dice_ci"]))
     console = output_console()
     console.print(table)
     console.print("MACs = FLOPs / 2 from torch's FlopCounterMode (convolutions and matrix products only); peak MB = "
                   "RSS high-water mark above the pre-run RSS in a fresh process per method.")
+    n_volumes = len(report["test_seeds"])
+    for pair in report["paired"]:
+        interval = "n=1, no interval" if pair["ci"] is None else "95% CI {:+.3f} to {:+.3f}".format(*pair["ci"])
+        console.print(f"NMSW - RF Dice at K={pair['k']} ({pair['k'] / n:.1%} of N): {pair['diff']:+.3f} "
+                      f"({interval}, paired over {n_volumes} test volumes)")
     for text, met in target_checks(report):
         console.print(f"  [{'green' if met else 'red'}]{'met' if met else 'NOT met'}[/]  {text}")
     if json_out is not None:
