@@ -322,29 +322,30 @@ def _inferer(spec: RunSpec, model, train_cases: list, run_dir: Path):
 
 
 def score(spec: RunSpec, prepared: PreparedDataset, trained: Trained, run_dir: Path,
-          notify: ProgressFn) -> tuple[dict[str, dict[str, float]], float, dict]:
+          notify: ProgressFn) -> tuple[dict[str, dict[str, float]], float, float, dict]:
     """4. Predict every dense test case and score it; writes results.csv. Returns (per-case
-    metrics, seconds of inference in all, what predicted: see :func:`prediction_record`)."""
+    metrics, wall and CPU seconds of inference in all, what predicted: see :func:`prediction_record`)."""
     from slicebudget.metrics import case_metrics, write_results_csv
     from slicebudget.models.predict import predict_case
 
     patch = tuple(spec.model.patch_size) if spec.model.patch_size else None
-    per_case, infer_seconds, fed = {}, 0.0, {}
+    per_case, infer_seconds, infer_cpu, fed = {}, 0.0, 0.0, {}
     test_ids = spec.split.test
     for index, case_id in enumerate(test_ids):
         notify({"stage": "infer", "case": index + 1, "cases": len(test_ids)})
         data = prepared.case(case_id)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         with count_inputs(trained.model) as counted:
             probabilities = predict_case(trained.model, data.image, spec.model.dims, patch,
                                          batch_size=spec.training.batch_size, inferer=trained.inferer)
         prediction = probabilities.argmax(axis=0).astype(data.label.dtype, copy=False)
         infer_seconds += time.perf_counter() - t0
+        infer_cpu += time.process_time() - cpu0
         fed[case_id] = counted[0]
         per_case[case_id] = _case_summary(case_metrics(prediction, data.label, data.spacing, spec.classes),
                                           list(spec.classes))
     write_results_csv(run_dir / "results.csv", per_case)
-    return per_case, infer_seconds, prediction_record(trained, fed)
+    return per_case, infer_seconds, infer_cpu, prediction_record(trained, fed)
 
 
 @contextmanager
@@ -392,8 +393,10 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
 
     selection = select(spec, dataset_path, cache, run_dir, notify)
     labels = label(spec, prepared, selection, run_dir, notify)
+    train_cpu = time.process_time()
     trained = train(spec, prepared, labels, run_dir, notify)
-    per_case, infer_seconds, prediction = score(spec, prepared, trained, run_dir, notify)
+    train_cpu = time.process_time() - train_cpu
+    per_case, infer_seconds, infer_cpu, prediction = score(spec, prepared, trained, run_dir, notify)
 
     budget = selection.plan.budget
     chosen = selection.chosen
@@ -408,6 +411,9 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
         "interp_iou": labels.interp_iou,
         "seconds_train": trained.seconds,
         "seconds_infer_per_case": infer_seconds / max(len(spec.split.test), 1),
+        # CPU seconds of this process: on a shared machine, wall seconds measure the neighbours too
+        "cpu_seconds_train": train_cpu,
+        "cpu_seconds_infer_per_case": infer_cpu / max(len(spec.split.test), 1),
         "seconds_total": time.perf_counter() - started,
         "prediction": prediction,
     }
