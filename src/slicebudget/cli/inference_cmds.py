@@ -37,7 +37,7 @@ def bench_inference(
     from slicebudget.cli.console import output_console, status_console
 
     from slicebudget.data.phantoms import validate_task
-    from slicebudget.bench.inference import run_inference_bench, target_checks
+    from slicebudget.bench.inference import run_inference_bench, speed_seconds, target_checks
     from slicebudget.bench.inference_methods import BenchSetup
     from slicebudget.models.nmsw.patches import patch_grid
     from slicebudget.io import atomic_write
@@ -54,12 +54,12 @@ def bench_inference(
     n = report["n_patches"]
     sw = next(r for r in report["rows"] if r["method"] == "sw")
     table = Table(title=f"inference on {task} phantoms ({n} patches; SW batch size {report['sw_batch_size']})")
-    for column in ("method", "K", "K/N", "median s", "speed-up", "GMACs", "MAC saving", "peak MB", "Dice", "Dice 95% CI"):
+    for column in ("method", "K", "K/N", "median s", "median CPU s", "speed-up (CPU)", "GMACs", "MAC saving", "peak MB", "Dice", "Dice 95% CI"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for row in report["rows"]:
         k = row["k"]
         table.add_row(row["method"], "-" if k is None else str(k), "-" if k is None else f"{k / n:.1%}",
-                      f"{row['seconds']:.3f}", f"{sw['seconds'] / row['seconds']:.1f}x", f"{row['macs'] / 1e9:.2f}",
+                      f"{row['seconds']:.3f}", f"{speed_seconds(row):.3f}", f"{speed_seconds(sw) / speed_seconds(row):.1f}x", f"{row['macs'] / 1e9:.2f}",
                       f"{1 - row['macs'] / sw['macs']:.1%}", f"{row['peak_mb']:.0f}", f"{row['dice']:.3f}",
                       "-" if not row.get("dice_ci") else "{:.3f} to {:.3f}".format(*row["dice_ci"]))
     console = output_console()
