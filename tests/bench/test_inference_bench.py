@@ -71,3 +71,9 @@ def test_bench_trains_nmsw_with_the_study_recipe():
                        train_seeds=(0, 1), test_seeds=(1000,))
     _, facts = train_bench_model(setup, iterations=2, on_stage=lambda text: None)
     assert {key: facts[key] for key in RECIPE_KEYS} == recipe_facts(iterations=2)
+
+
+def test_bad_k_list_is_one_line_error(capsys):
+    assert main(["bench", "inference", "--task", "lesion", "--k", "3,x"]) == 2
+    err = capsys.readouterr().err
+    assert "--k takes whole numbers of patches >= 1" in err and "Traceback" not in err

@@ -27,7 +27,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -120,8 +120,10 @@ def run_inference_bench(
     threads: int,
     repeats: int = 3,
     on_stage: Callable[[str], None] = lambda text: None,
+    ks: Sequence[int] | None = None,
 ) -> dict:
-    """Train or load, then measure every row; returns the JSON-ready report."""
+    """Train or load, then measure every row; returns the JSON-ready report. ``ks``: the K values
+    of the NMSW and RF rows (default :func:`k_values`), each clamped to N."""
     from slicebudget.data.preprocess import Normalization
 
     if repeats < 3:
@@ -140,7 +142,8 @@ def run_inference_bench(
         batch_size, tuning = tune_sw_batch_size(model, images[0], setup.patch_size, on_stage)
 
         rows = []
-        for method, k in [("sw", None)] + [(m, k) for k in k_values(n) for m in ("nmsw", "rf")]:
+        chosen = k_values(n) if ks is None else sorted({min(int(k), n) for k in ks})
+        for method, k in [("sw", None)] + [(m, k) for k in chosen for m in ("nmsw", "rf")]:
             label = method if k is None else f"{method} K={k}"
             run = make_method(method, model, k, batch_size, setup.patch_size)
             on_stage(f"timing {label}")

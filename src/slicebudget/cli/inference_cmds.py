@@ -11,6 +11,19 @@ from slicebudget.cli.app import bench_app
 from slicebudget.errors import UserError
 
 
+def parse_ks(text: str | None) -> list[int] | None:
+    """``"3,5"`` -> [3, 5]; one line naming the value when it is not a list of whole numbers >= 1."""
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise UserError(f"--k takes whole numbers of patches >= 1, comma separated, got {text!r}")
+    return values
+
+
 @bench_app.command("inference")
 def bench_inference(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON here."),
@@ -30,6 +43,9 @@ def bench_inference(
         1, "--threads", min=1, help="torch threads for training and every timed run (one is fastest on a busy box)."
     ),
     runs: int = typer.Option(3, "--runs", min=3, help="Timed runs per row (the median is reported), after one warm-up."),
+    k: str | None = typer.Option(
+        None, "--k", help="K values of the NMSW and RF rows, comma separated (default: 3, 5, 10, 15% of N and N).",
+    ),
 ):
     """Time, count MACs, measure peak memory and score Dice of SW, NMSW and RF on phantom volumes."""
     from rich.table import Table
@@ -50,7 +66,8 @@ def bench_inference(
     err.print(f"volume {setup.volume_shape}, patch {setup.patch_size}, overlap 0.5: "
               f"N = {' x '.join(map(str, grid.grid_shape))} = {grid.n_patches} patches; {threads} torch thread(s)")
     with err.status("benchmarking inference") as status:
-        report = run_inference_bench(setup, iterations, checkpoint, threads, runs, on_stage=status.update)
+        report = run_inference_bench(setup, iterations, checkpoint, threads, runs, on_stage=status.update,
+                                     ks=parse_ks(k))
     n = report["n_patches"]
     sw = next(r for r in report["rows"] if r["method"] == "sw")
     table = Table(title=f"inference on {task} phantoms ({n} patches; SW batch size {report['sw_batch_size']})")
