@@ -1,10 +1,13 @@
 """Where runs execute: in this process, or on Dask workers (a LocalCluster or an existing scheduler).
 
 An executor takes :class:`RunTask` objects and yields :class:`RunOutcome` objects as runs finish.
-Workers receive one task (run spec, dataset folder, temporary run folder) and return an outcome; they
-never touch the study store, which only the driver writes. Exceptions inside a run become failed
-outcomes (the study goes on); a full or read-only disk is marked ``fatal`` so the driver stops with
-one clear line instead of failing every remaining run the same way.
+Both executors run a task the same way, :func:`run_task`: the run writes into a private scratch
+folder (the worker's temporary folder, never the study folder) and its artefacts come back inside
+the outcome as a :class:`~slicebudget.study.product.RunProduct`; on Dask that is the task's result,
+so the artefacts travel through Dask. Only the driver writes the study folder and the store.
+Exceptions inside a run become failed outcomes (the study goes on); a full or read-only disk is
+marked ``fatal`` so the driver stops with one clear line instead of failing every remaining run the
+same way.
 """
 
 from __future__ import annotations
@@ -12,9 +15,14 @@ from __future__ import annotations
 import errno
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-ExecuteFn = Callable[..., dict]  # execute(spec, dataset_path, run_dir, on_progress=None) -> result dict
+from slicebudget.study.product import RunProduct, materialize_inputs, pack_folder
+
+# execute(spec, dataset_path, run_dir, on_progress=None) -> result dict; writes its artefacts into
+# run_dir, a fresh scratch folder that run_task packs into the outcome.
+ExecuteFn = Callable[..., dict]
 # refill(free) -> more tasks when the given ones are all started and ``free`` workers wait (an
 # adaptive design choosing runs as results come in); an empty list with nothing in flight ends the run.
 Refill = Callable[[int], list]
@@ -25,16 +33,16 @@ MAX_RESUBMITS = 1  # after Dask's own retries (allowed-failures) a run gets one 
 @dataclass(frozen=True)
 class RunTask:
     run_id: str
-    spec: dict
+    spec: dict  # paths of shipped inputs read INPUT_PREFIX + name (see slicebudget.study.product)
     dataset_path: str
-    run_dir: str  # a temporary folder; the driver renames it into place when the run succeeds
+    inputs: dict[str, bytes] = field(default_factory=dict)  # name -> compressed content
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
     ok: bool
-    result: dict | None = None
+    product: RunProduct | None = None  # the store record and the artefacts, when ok
     error: str | None = None
     details: str | None = None  # traceback, kept in the study's logs/ folder
     fatal: bool = False
@@ -52,12 +60,14 @@ def _disk_problem(exc: BaseException) -> OSError | None:
 
 def run_task(task: RunTask, execute: ExecuteFn, on_progress: Callable[[dict], None] | None = None,
              torch_threads: int | None = None) -> RunOutcome:
-    """Run one task and describe how it went; only KeyboardInterrupt (and SystemExit) escape.
+    """Run one task in a private scratch folder and return its outcome, artefacts packed inside; only
+    KeyboardInterrupt (and SystemExit) escape.
 
     ``torch_threads`` sets torch's intra-op threads for the run (and restores them after): CPU
     results depend on it in the last bits, which a short training run can amplify, so equal
     thread counts are what make a Dask run reproduce an in-process one exactly.
     """
+    import tempfile
     from contextlib import nullcontext
 
     import torch
@@ -70,9 +80,15 @@ def run_task(task: RunTask, execute: ExecuteFn, on_progress: Callable[[dict], No
     # workers on one host their idle threads spin against each other, so cap them like torch's.
     limits = nullcontext() if torch_threads is None else threadpool_limits(limits=torch_threads)
     try:
-        with limits:
-            result = {**execute(task.spec, task.dataset_path, task.run_dir, on_progress),
+        with limits, tempfile.TemporaryDirectory(prefix=f"slicebudget-{task.run_id}-") as scratch:
+            out = Path(scratch) / "run"
+            inputs = Path(scratch) / "inputs"
+            out.mkdir()
+            inputs.mkdir()
+            spec = materialize_inputs(task.spec, task.inputs, inputs)
+            result = {**execute(spec, task.dataset_path, str(out), on_progress),
                       "torch_threads": torch.get_num_threads()}
+            product = pack_folder(result, out)
     except Exception as exc:  # noqa: BLE001 - every failure of one run is recorded, the study goes on
         disk = _disk_problem(exc)
         if disk is not None:
@@ -83,7 +99,7 @@ def run_task(task: RunTask, execute: ExecuteFn, on_progress: Callable[[dict], No
         return RunOutcome(task.run_id, False, error=f"{type(exc).__name__}: {message}", details=traceback.format_exc())
     finally:
         torch.set_num_threads(previous)
-    return RunOutcome(task.run_id, True, result=result)
+    return RunOutcome(task.run_id, True, product=product)
 
 
 class LocalExecutor:
