@@ -26,7 +26,10 @@ ExecuteFn = Callable[..., dict]
 # refill(free) -> more tasks when the given ones are all started and ``free`` workers wait (an
 # adaptive design choosing runs as results come in); an empty list with nothing in flight ends the run.
 Refill = Callable[[int], list]
-FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+# A disk that takes no writes stops the study; a permission error is not among them: a run reads more
+# than it writes (a worker that may not read the dataset fails its runs, and the study goes on).
+FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+CONNECT_TIMEOUT_S = 15  # a scheduler that answers does so in milliseconds; the user hears within 30 s
 MAX_RESUBMITS = 1  # after Dask's own retries (allowed-failures) a run gets one more fresh submission
 
 
@@ -58,6 +61,27 @@ def _disk_problem(exc: BaseException) -> OSError | None:
     return None
 
 
+class DatasetUnreadable(Exception):
+    """This process cannot read the dataset folder (a worker without access to it)."""
+
+
+def check_dataset_readable(dataset_path: str) -> None:
+    """Open the dataset's description the way a run will, so that a worker without access fails the
+    run with a line naming the worker and the path instead of a traceback from deep inside it."""
+    import socket
+
+    folder = Path(dataset_path)
+    try:
+        names = [p.name for p in folder.iterdir()]
+        description = folder / "dataset.json" if "dataset.json" in names else None
+        if description is not None:
+            with open(description, "rb") as handle:
+                handle.read(1)
+    except OSError as exc:
+        raise DatasetUnreadable(f"worker {socket.gethostname()} cannot read the dataset: "
+                                f"{exc.strerror or exc} ({exc.filename or folder})") from exc
+
+
 def run_task(task: RunTask, execute: ExecuteFn, on_progress: Callable[[dict], None] | None = None,
              torch_threads: int | None = None) -> RunOutcome:
     """Run one task in a private scratch folder and return its outcome, artefacts packed inside; only
@@ -85,6 +109,7 @@ def run_task(task: RunTask, execute: ExecuteFn, on_progress: Callable[[dict], No
             inputs = Path(scratch) / "inputs"
             out.mkdir()
             inputs.mkdir()
+            check_dataset_readable(task.dataset_path)
             spec = materialize_inputs(task.spec, task.inputs, inputs)
             result = {**execute(spec, task.dataset_path, str(out), on_progress),
                       "torch_threads": torch.get_num_threads()}
@@ -95,6 +120,8 @@ def run_task(task: RunTask, execute: ExecuteFn, on_progress: Callable[[dict], No
             where = f" ({disk.filename})" if disk.filename else ""
             return RunOutcome(task.run_id, False, error=f"cannot write run artifacts: {disk.strerror}{where}",
                               details=traceback.format_exc(), fatal=True)
+        if isinstance(exc, DatasetUnreadable):
+            return RunOutcome(task.run_id, False, error=str(exc), details=traceback.format_exc())
         message = str(exc) or type(exc).__name__
         return RunOutcome(task.run_id, False, error=f"{type(exc).__name__}: {message}", details=traceback.format_exc())
     finally:
@@ -123,6 +150,10 @@ class LocalExecutor:
             callback = None if on_progress is None else (lambda info, rid=task.run_id: on_progress(rid, info))
             yield run_task(task, self.execute, callback, self.torch_threads)
 
+    def parallel(self) -> int:
+        """How many runs execute at once."""
+        return 1
+
 
 class DaskExecutor:
     """Runs tasks on Dask workers: a new LocalCluster of ``workers`` processes (one Dask thread each,
@@ -146,9 +177,10 @@ class DaskExecutor:
 
         if self.scheduler:
             try:
-                return Client(self.scheduler, timeout="20s"), None
-            except OSError as exc:
-                raise UserError(f"cannot reach the Dask scheduler: {exc}", self.scheduler) from exc
+                return Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"), None
+            except OSError as exc:  # distributed's message spans lines and repeats the address
+                raise UserError(f"cannot reach the Dask scheduler within {CONNECT_TIMEOUT_S} s",
+                                self.scheduler) from exc
         # A worker that dies mid-run makes the scheduler re-run its task; bound that.
         # Dask's default worker environment sets MALLOC_TRIM_THRESHOLD_, which switches off glibc's
         # adaptive mmap threshold: every tensor-sized allocation then becomes an mmap and page
@@ -159,6 +191,17 @@ class DaskExecutor:
             cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=40)
             return Client(cluster), cluster
+
+    def parallel(self) -> int:
+        """How many runs execute at once: the local cluster's workers, or the scheduler's worker threads
+        now (connecting to it, so a scheduler that does not answer is reported before anything else)."""
+        if not self.scheduler:
+            return self.workers
+        client, _ = self._connect()
+        try:
+            return max(1, sum(client.nthreads().values()))
+        finally:
+            client.close()
 
     def run(self, tasks: Iterable[RunTask], on_start: Callable[[RunTask], None],
             on_progress: Callable[[str, dict], None] | None = None,

@@ -161,6 +161,8 @@ class StudyOutcome:
     executed: int = 0
     failed_now: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    estimate: object = None  # the StudyEstimate printed before the runs (None when nothing ran)
+    run_seconds: float = 0.0  # wall time of the runs alone (what the estimate predicts)
 
 
 def _default_execute(checkpoints: bool = False) -> ExecuteFn:
@@ -220,6 +222,25 @@ def _adapt_if_asked(records: list[dict], study_dir: Path, dataset_path: Path, vi
     view.status("adapting the sli2vol model to the study's training images (once per study)")
     return adapted_model(study_dir, lambda c: prepared.case(c).image[0], spec.split.train,
                          spec.dataset.fingerprint, len(prepared.normalizations), spec.training.device)
+
+
+def _estimate(store: StudyStore, config_path: Path, dataset_path: Path, adapted: Path | None, runner, view):
+    """Time a short probe of each model on the real data and tell the view the study's wall time."""
+    from slicebudget.study.estimate import estimate_study
+    from slicebudget.study.executors import run_task
+
+    tasks = [worker_task(r, config_path, dataset_path, adapted) for r in store.runs(status="pending")]
+    if not tasks:
+        return None
+    parallel = runner.parallel()
+    view.status("timing probe: a few training iterations and one inference per model on the real data")
+    estimate = estimate_study(tasks, parallel,
+                              lambda task, on_progress: run_task(task, runner.execute, on_progress, runner.torch_threads))
+    if estimate is not None:
+        view.estimate(estimate)
+        store.set_meta("estimate", {"runs": estimate.runs, "parallel": estimate.parallel, "seconds": estimate.seconds,
+                                    "probe_seconds": estimate.probe_seconds})
+    return estimate
 
 
 def _install_product(study_dir: Path, run_id: str, outcome: RunOutcome) -> None:
@@ -294,9 +315,13 @@ def run_study(
             if design is not None:
                 design(store, info, set(), 0)  # no worker free: checks its settings before any progress shows
             adapted = _adapt_if_asked(store.runs(status="pending"), study_dir, dataset_path, view)
+            estimate = None
+            if execute is None:  # a real study (a fake ``execute`` in tests has nothing worth timing)
+                estimate = _estimate(store, config_path, dataset_path, adapted, runner, view)
             outcome = _execute_pending(store, study_dir, config_path, dataset_path, adapted, runner, view,
                                        None if design is None else (lambda busy, free: design(store, info, busy, free)))
             outcome.counts = store.counts()
+            outcome.estimate = estimate
         outcome.seconds = time.perf_counter() - started
         if write_report is not None:  # under the lock: no second runner rewrites it meanwhile
             view.status("writing the report")
@@ -347,6 +372,7 @@ def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, data
     def on_progress(run_id: str, info: dict) -> None:
         view.progress(records[run_id], info)
 
+    started = time.perf_counter()
     stream = runner.run(tasks, on_start, on_progress, refill) if refill is not None else runner.run(
         tasks, on_start, on_progress)
     try:
@@ -366,6 +392,7 @@ def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, data
             except UserError:
                 pass  # the store itself is what failed; the next runner resets the row anyway
         view.end()
+    outcome.run_seconds = time.perf_counter() - started
     return outcome
 
 
