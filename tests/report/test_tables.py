@@ -54,3 +54,26 @@ def test_timing_and_failed_tables(report):
     assert failed["run_id"].tolist() == ["zz-failed"]
     assert "loss became NaN" in failed["error"].item()
     assert report.status_counts == {"done": len(report.frame) - 1, "failed": 1}
+
+
+def test_interpolation_provenance_table_averages_the_runs_summaries(make_records, tmp_path):
+    from slicebudget.report import write_report
+    from slicebudget.report.build import build_report
+
+    records = make_records()
+    for r in records:
+        if r["interpolation"] != "off":
+            learned = 0.8 if r["density"] == 0.1 else 0.6
+            r["interp_provenance"] = {
+                "foreground": {"learned": learned, "interpolation": 1 - learned, "nearest": 0.0},
+                "slices": {"learned": 0.5, "interpolation": 0.3, "nearest": 0.0, "stopped": 0.2, "none": 0.0},
+                "confidence": 0.7, "slice_iou": 0.65, "filled_slices": 10}
+    table = build_report(records, with_figures=False).tables["interpolation_provenance"]
+    row = table.loc[(table["method"] == "sli2vol") & (table["density"] == 0.1)].iloc[0]
+    assert row["interp_fg_learned"] == pytest.approx(0.8) and row["interp_fg_interpolation"] == pytest.approx(0.2)
+    assert row["interp_slices_stopped"] == pytest.approx(0.2) and row["interp_confidence"] == pytest.approx(0.7)
+    assert row["n_runs"] == 6  # 2 models x 3 repeats
+    page = write_report(tmp_path, runs=records).read_text(encoding="utf-8")
+    assert "Where the interpolated masks came from" in page and "0.650" in page
+    # runs recorded before provenance existed: no table, no error
+    assert build_report(make_records(), with_figures=False).tables["interpolation_provenance"].empty

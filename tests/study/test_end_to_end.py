@@ -60,6 +60,13 @@ def test_real_runs_finish_with_metrics_and_artifacts(local_study):
         assert json.loads((run_dir / "selection.json").read_text())["budget"] == 16
     assert off["interp_iou"] is None
     assert 0.0 < interp["interp_iou"] <= 1.0
+    # where the interpolated labels came from, and how sure the calibrated confidence was of them
+    assert off["interp_provenance"] is None
+    provenance = interp["interp_provenance"]
+    assert provenance["foreground"]["nearest"] == 1.0  # nearest copies between annotated slices,
+    assert provenance["slices"]["nearest"] > 0  # and fills nothing beyond them ("none")
+    assert provenance["slices"]["nearest"] + provenance["slices"]["none"] == pytest.approx(1.0)
+    assert 0.0 < provenance["confidence"] < 1.0 and 0.0 < provenance["slice_iou"] <= 1.0
     # paired: interpolation changes the labels trained on, never which slices were annotated
     sel = [(folder / "local" / "runs" / r["run_id"] / "selection.json").read_text() for r in (off, interp)]
     assert sel[0] == sel[1]

@@ -72,6 +72,7 @@ def build_report(records: Iterable[Mapping], budget_tolerance: float = DEFAULT_B
         "interpolation_by_density": tables.interpolation_summary(pairs, by_density=True),
         "interpolation_overall": tables.interpolation_summary(pairs, by_density=False),
         "interpolation_quality": tables.interp_quality(levels),
+        "interpolation_provenance": tables.interp_provenance(levels),
         "timing": tables.timing(frame),
         "failed": tables.failed_runs(frame),
     }

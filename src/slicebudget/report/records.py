@@ -46,6 +46,15 @@ NUMERIC_FIELDS = (
     "seconds_train",
     "seconds_infer_per_case",
 )
+# ``interp_provenance`` (a dict in the store, see slicebudget.propagation.summary) flattened to columns.
+PROVENANCE_COLUMNS = {
+    "interp_confidence": ("confidence",),
+    "interp_slice_iou": ("slice_iou",),
+    "interp_fg_learned": ("foreground", "learned"),
+    "interp_fg_interpolation": ("foreground", "interpolation"),
+    "interp_fg_nearest": ("foreground", "nearest"),
+    "interp_slices_stopped": ("slices", "stopped"),
+}
 # The configuration that identifies "the same experiment" apart from the repeat.
 CONFIG_KEYS = ("dims", "model", "density", "volume_fraction", "policy", "interpolation")
 
@@ -79,6 +88,20 @@ def _metrics_dict(value, run_id, source) -> dict[str, float]:
     return {str(k): _as_float(v) for k, v in value.items() if isinstance(v, (int, float)) or v is None}
 
 
+def _provenance_columns(summary, row: Mapping) -> dict[str, float]:
+    """The flattened columns from the store's dict; a record normalised before keeps its columns."""
+    out = {}
+    for column, path in PROVENANCE_COLUMNS.items():
+        if summary is None:
+            out[column] = _as_float(row.get(column))
+            continue
+        value = summary
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        out[column] = _as_float(value)
+    return out
+
+
 def normalize_records(records: Iterable[Mapping], source: str | Path | None = None) -> list[dict]:
     """Return new, cleaned copies of ``records``: defaults filled, metrics parsed, names normalised.
 
@@ -107,6 +130,7 @@ def normalize_records(records: Iterable[Mapping], source: str | Path | None = No
         for name in NUMERIC_FIELDS:
             row[name] = _as_float(row[name])
         row["metrics"] = _metrics_dict(row["metrics"], row["run_id"], source)
+        row.update(_provenance_columns(record.get("interp_provenance"), row))
         if row["is_dense_baseline"] is None:
             row["is_dense_baseline"] = bool(row["density"] >= 1.0 and row["volume_fraction"] >= 1.0)
         row["is_dense_baseline"] = bool(row["is_dense_baseline"])

@@ -97,6 +97,7 @@ def render_html(report: ReportData, title: str) -> str:
         "interpolation_rows": tables.to_records(report.tables["interpolation_by_density"]),
         "has_interpolation": report.has_interpolation,
         "quality_table": _quality_table(report),
+        "provenance_rows": tables.to_records(report.tables["interpolation_provenance"]),
         "timing_rows": tables.to_records(timing),
         "timing_has_inference": "inference" in timing.columns,
         "failed_rows": tables.to_records(report.tables["failed"]),

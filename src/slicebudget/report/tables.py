@@ -197,6 +197,23 @@ def interp_quality(levels: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def interp_provenance(levels: pd.DataFrame) -> pd.DataFrame:
+    """Where the interpolated training masks came from, per method and rho: the share of their
+    foreground carried by the learned propagator, by the interpolation (sli2vol: its fallback) and
+    by nearest-slice copies, the share of unannotated slices the stop rule left empty, and the mean
+    calibrated confidence of the filled slices against the IoU they measured (means over runs)."""
+    from slicebudget.report.records import PROVENANCE_COLUMNS
+
+    columns = list(PROVENANCE_COLUMNS)
+    runs = levels.loc[(levels["interpolation"] != "off") & levels["interp_confidence"].notna()] \
+        if "interp_confidence" in levels.columns else levels.iloc[0:0]
+    if runs.empty:
+        return pd.DataFrame(columns=["method", "density", *columns, "n_runs"])
+    table = runs.groupby(["interpolation", "density"], sort=True)[columns].mean()
+    table["n_runs"] = runs.groupby(["interpolation", "density"], sort=True)["run_id"].count()
+    return table.reset_index().rename(columns={"interpolation": "method"})
+
+
 def timing(frame: pd.DataFrame) -> pd.DataFrame:
     """Inference seconds per case and training seconds per model (finished runs of the full frame)."""
     done = frame.loc[frame["status"] == "done"]

@@ -20,7 +20,9 @@ Choices worth knowing:
   are kept.
 - Interpolation: training volumes' sparse labels are propagated to every slice, the model trains on
   the dense result, and ``interp_iou`` is the IoU (pooled voxels per class, mean over classes) of
-  the propagated masks against the dense truth on the slices that were not annotated.
+  the propagated masks against the dense truth on the slices that were not annotated;
+  ``interp_provenance`` says where those masks came from and how sure the calibrated confidence was
+  of them (:func:`slicebudget.propagation.summary.provenance_summary`).
 """
 
 from __future__ import annotations
@@ -208,6 +210,7 @@ class Labels:
     train_cases: list  # TrainingCase: sparse, or dense where propagated
     val_cases: list  # EvalCase: the annotated slices of held-out volumes with their true labels
     interp_iou: float | None
+    interp_provenance: dict | None = None  # slicebudget.propagation.summary.provenance_summary
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, run_di
     from slicebudget.training import EvalCase, TrainingCase
     from slicebudget.volume import SparseAnnotation
 
-    train_cases, pairs = [], []
+    train_cases, pairs, propagated = [], [], []
     for case_id in selection.train_volumes:
         data = prepared.case(case_id)
         annotation = SparseAnnotation.from_dense(data.label, selection.plan.chosen[case_id])
@@ -245,6 +248,7 @@ def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, run_di
             method, params = propagation_settings(spec, prepared)
             result = propagate(data.image[0], annotation, method=method, device=spec.training.device, **params)
             pairs.append((result.labels, data.label, annotation.annotated))
+            propagated.append((result, data.label, annotation.annotated))
             annotation = SparseAnnotation(result.labels.astype(data.label.dtype, copy=False),
                                           np.ones(data.label.shape[0], dtype=bool))
         train_cases.append(TrainingCase(case_id, data.image, annotation))
@@ -254,6 +258,10 @@ def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, run_di
         rows = np.asarray(selection.plan.chosen[case_id], dtype=int)
         val_cases.append(EvalCase(case_id, data.image[:, rows], data.label[rows], data.spacing))
     interp_iou = interpolation_iou(pairs, spec.class_ids) if spec.interpolation != OFF else None
+    if propagated:
+        from slicebudget.propagation.summary import provenance_summary
+
+        return Labels(train_cases, val_cases, interp_iou, provenance_summary(propagated))
     return Labels(train_cases, val_cases, interp_iou)
 
 
@@ -376,6 +384,7 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
         "budget_slices": int(budget),
         "slices_per_volume": budget / len(chosen) if chosen else 0.0,
         "interp_iou": labels.interp_iou,
+        "interp_provenance": labels.interp_provenance,
         "seconds_train": trained.seconds,
         "seconds_infer_per_case": infer_seconds / max(len(spec.split.test), 1),
         "seconds_total": time.perf_counter() - started,

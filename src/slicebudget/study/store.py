@@ -36,6 +36,9 @@ metrics                 dict[str, float]  {} until done. Means over test cases: 
                                validation Dice, NaN without validation)
 interp_iou              float | None  IoU of interpolated masks vs dense truth on the slices that
                                were not annotated (None when interpolation is off)
+interp_provenance       dict | None   where the interpolated masks came from and the calibrated
+                               confidence against the measured slice IoU (None when interpolation is
+                               off; see slicebudget.propagation.summary.provenance_summary)
 seconds_train           float | None
 seconds_infer_per_case  float | None
 error                   str | None   last failure message
@@ -269,6 +272,7 @@ def _record(row: sqlite3.Row) -> dict:
         "budget_slices": result.get("budget_slices"),
         "metrics": _metrics_from_json(row["metrics"]),
         "interp_iou": result.get("interp_iou"),
+        "interp_provenance": result.get("interp_provenance"),
         "seconds_train": row["seconds_train"],
         "seconds_infer_per_case": row["seconds_infer_per_case"],
         "error": row["error"],
