@@ -224,7 +224,8 @@ def _adapt_if_asked(records: list[dict], study_dir: Path, dataset_path: Path, vi
                          spec.dataset.fingerprint, len(prepared.normalizations), spec.training.device)
 
 
-def _estimate(store: StudyStore, config_path: Path, dataset_path: Path, adapted: Path | None, runner, view):
+def _estimate(store: StudyStore, config_path: Path, dataset_path: Path, adapted: Path | None, runner,
+              parallel: int, view):
     """Time a short probe of each model on the real data and tell the view the study's wall time."""
     from slicebudget.study.estimate import estimate_study
     from slicebudget.study.executors import run_task
@@ -232,7 +233,6 @@ def _estimate(store: StudyStore, config_path: Path, dataset_path: Path, adapted:
     tasks = [worker_task(r, config_path, dataset_path, adapted) for r in store.runs(status="pending")]
     if not tasks:
         return None
-    parallel = runner.parallel()
     view.status("timing probe: a few training iterations and one inference per model on the real data")
     estimate = estimate_study(tasks, parallel,
                               lambda task, on_progress: run_task(task, runner.execute, on_progress, runner.torch_threads))
@@ -291,6 +291,7 @@ def run_study(
     except OSError as exc:
         raise UserError(f"cannot create the study folder: {exc.strerror}", study_dir) from exc
     started = time.perf_counter()
+    parallel = runner.parallel()  # connects to a --scheduler now: one that does not answer is told first
     if dataset is None and not isinstance(config.dataset, str):  # refuse before generating a phantom
         phantom = config.dataset.phantom
         check_feasible(config, phantom.cases, phantom.shape[0], config_path)
@@ -317,7 +318,7 @@ def run_study(
             adapted = _adapt_if_asked(store.runs(status="pending"), study_dir, dataset_path, view)
             estimate = None
             if execute is None:  # a real study (a fake ``execute`` in tests has nothing worth timing)
-                estimate = _estimate(store, config_path, dataset_path, adapted, runner, view)
+                estimate = _estimate(store, config_path, dataset_path, adapted, runner, parallel, view)
             outcome = _execute_pending(store, study_dir, config_path, dataset_path, adapted, runner, view,
                                        None if design is None else (lambda busy, free: design(store, info, busy, free)))
             outcome.counts = store.counts()
