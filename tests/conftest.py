@@ -96,3 +96,15 @@ def make_blob():
 @pytest.fixture(scope="session")
 def make_blob_case():
     return ellipse_case
+
+
+# NMSW's one training recipe (slicebudget.training.nmsw.train_nmsw_recipe): the facts a study's and
+# the inference benchmark's NMSW must both record.
+RECIPE_KEYS = ("learning_rate", "global_warmup", "k", "train_local")
+
+
+def recipe_facts(iterations: int) -> dict:
+    from slicebudget.training.nmsw import RECIPE_K, RECIPE_LEARNING_RATE, RECIPE_WARMUP_PER_ITERATION
+
+    return {"learning_rate": RECIPE_LEARNING_RATE, "global_warmup": RECIPE_WARMUP_PER_ITERATION * iterations,
+            "k": RECIPE_K, "train_local": False}

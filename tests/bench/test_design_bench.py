@@ -11,8 +11,8 @@ import pytest
 from slicebudget.bench.design import Replay, _compare, bench_replay, replay_once
 from slicebudget.bench.planning import synthetic_runs, write_synthetic_study
 from slicebudget.cli.main import main
-from slicebudget.design import propose
-from slicebudget.design.propose import current_plans
+from slicebudget.design import stop
+from slicebudget.design.surfaces import current_plans
 from slicebudget.planning.costs import from_config
 
 COSTS = from_config(None)
@@ -27,7 +27,7 @@ def test_regret_is_the_full_surface_iou_lost_by_the_other_plan(records):
     plans, truth = current_plans(records, [36.0], "slices", COSTS)
     ref = plans[36.0]
     other = replace(ref, best=replace(ref.best, n_volumes=4, slices_per_volume=9))
-    _, _, surface = truth[(ref.model, ref.dims)]
+    surface = truth[(ref.model, ref.dims)].surface
     at = surface.predictive(np.array([ref.best.n_volumes, 4]), np.array([ref.best.slices_per_volume, 9]),
                             np.array([0, 0])).expected
     regret, same, _ = _compare({36.0: other}, plans, truth, [36.0])
@@ -37,11 +37,11 @@ def test_regret_is_the_full_surface_iou_lost_by_the_other_plan(records):
 
 
 def test_a_design_given_every_run_reaches_the_full_grids_plan(records, monkeypatch):
-    monkeypatch.setattr(propose, "SETTLED", 1.01)  # never settled: it runs to the limit
+    monkeypatch.setattr(stop, "SETTLED", 1.01)  # never settled: it runs to the limit
     plans, truth = current_plans(records, [17.0, 76.0], "slices", COSTS)
     replay = replay_once(records, plans, truth, [17.0, 76.0], "slices", COSTS, max_runs=len(records), seed=0,
                          batch=8)
-    assert replay.runs_used == len(records) and replay.stop == propose.STOP_EXHAUSTED
+    assert replay.runs_used == len(records) and replay.stop == stop.STOP_EXHAUSTED
     assert all(v == 0.0 for v in replay.regret.values()) and all(replay.same_plan.values())
     assert len({p.run_id for p in replay.order}) == len(records)
 

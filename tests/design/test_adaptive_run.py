@@ -89,7 +89,7 @@ def test_sigkill_mid_batch_loses_nothing_and_the_design_resumes(adaptive_config,
 
 @pytest.mark.parametrize("args, message", [
     (["--budgets", "500"], "more than the dataset can supply"),
-    (["--max-runs", "4"], "below the design's start of 6 runs"),
+    (["--max-runs", "4"], "below the design's start of 7 runs"),
     (["--unit", "days"], "unknown budget unit"),
     (["--budgets", "x"], "--budgets must be numbers"),
 ])

@@ -11,7 +11,7 @@ from slicebudget.propagation.next_slice import believed_size, expected_error, su
 from slicebudget.volume import SparseAnnotation
 
 
-def test_expected_error_weighs_uncertainty_by_area():
+def test_expected_error_weighs_uncertainty_by_area_as_a_share_of_each_class():
     labels = np.zeros((5, 10, 10), np.uint8)
     labels[1, :5, :5] = 1  # 25 px at confidence 0.9: 2.5 expected wrong
     labels[2, :2, :2] = 1  # 4 px at confidence 0.2: 3.2 expected wrong
@@ -19,9 +19,16 @@ def test_expected_error_weighs_uncertainty_by_area():
     provenance = np.array(["human", "learned", "learned", "interpolation", "stopped"], dtype=object)
     result = PropagationResult(labels, np.array([1.0, 0.9, 0.2, 0.5, 0.5]), provenance)
     np.testing.assert_allclose(believed_size(labels), [25, 25, 4, 64, 64])  # an empty slice takes its neighbour's
-    np.testing.assert_allclose(expected_error(result), [0.0, 2.5, 3.2, 32.0, 32.0])
+    volume = 25 + 4 + 64  # the class's propagated voxels: a wrong voxel costs 1/volume of its IoU
+    np.testing.assert_allclose(expected_error(result), np.array([0.0, 2.5, 3.2, 32.0, 32.0]) / volume)
     other = PropagationResult(np.zeros_like(labels), np.ones(5), provenance)
-    assert expected_error(result, other)[2] == pytest.approx(3.2 + 4)  # disagreement adds its pixels
+    assert expected_error(result, other)[2] == pytest.approx((3.2 + 4) / volume)  # disagreement adds its pixels
+    # a small second class on slice 2 (8 px in all) weighs per voxel as much as its share of itself
+    labels[2, 5:7, 5:7] = 2
+    labels[1, 5:7, 5:7] = 2
+    two = expected_error(PropagationResult(labels, result.confidence, provenance))
+    assert two[2] == pytest.approx(3.2 / volume + 0.8 * 4 / 8)
+    assert two[2] > two[3] - 0.5 * 4 / 8  # its uncertain slice now outweighs the organ's large uncertain one
 
 
 def test_suggests_an_unannotated_slice_inside_the_object(make_blob):

@@ -47,7 +47,8 @@ def synthetic_records(
             "metrics": {"iou": iou, "dice": 2 * iou / (1 + iou), "hd95": 10 * (1 - iou),
                         "surface_dice": iou + 0.05, "liver_iou": iou, "liver_dice": 2 * iou / (1 + iou)},
             "interp_iou": (0.85 + 0.3 * rho) if interpolation != "off" else None,
-            "seconds_train": 100.0 * dims, "seconds_infer_per_case": 0.5 * dims, "error": None,
+            "seconds_train": 100.0 * dims, "seconds_infer_per_case": 0.5 * dims,
+            "cpu_seconds_train": 40.0 * dims, "cpu_seconds_infer_per_case": 0.2 * dims, "error": None,
         })
 
     for model, dims in models:

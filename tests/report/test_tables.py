@@ -50,6 +50,11 @@ def test_timing_and_failed_tables(report):
     timing = report.tables["timing"].set_index("model")
     assert timing.loc["unet2d", "seconds_infer_per_case"] == pytest.approx(1.0)
     assert timing.loc["unet3d", "seconds_infer_per_case"] == pytest.approx(1.5)
+    # CPU seconds beside wall seconds, and the mean IoU beside both (the run-cost table).
+    assert timing.loc["unet3d", "cpu_seconds_train"] == pytest.approx(120.0)
+    assert timing.loc["unet2d", "cpu_seconds_infer_per_case"] == pytest.approx(0.4)
+    done = report.frame.loc[(report.frame["status"] == "done") & (report.frame["model"] == "unet3d")]
+    assert timing.loc["unet3d", "iou"] == pytest.approx(done["metric_iou"].mean())
     failed = report.tables["failed"]
     assert failed["run_id"].tolist() == ["zz-failed"]
     assert "loss became NaN" in failed["error"].item()

@@ -9,6 +9,7 @@ from slicebudget.models import MODEL_REGISTRY, model_info
 from slicebudget.study.runner import run_study
 from slicebudget.study.store import StudyStore
 
+from ..conftest import RECIPE_KEYS, recipe_facts  # noqa: TID252
 from .conftest import base_config  # noqa: TID252
 
 
@@ -45,3 +46,14 @@ def test_every_registered_model_trains_from_a_study_config(tmp_path, tiny_datase
         assert 0.0 <= record["metrics"]["iou"] <= 1.0
         assert record["budget_slices"] == 16 and record["seconds_infer_per_case"] > 0
     assert {r["dims"] for r in records} == {2, 3}
+    # What predicted is measured, not copied from the config: NMSW fed the backbone K = 2 patches
+    # per test case, the sliding window all 9 windows of an 8 x 32 x 32 volume, 2D models one input
+    # per slice; and NMSW was trained with the benchmark's recipe.
+    by_label = {r["model"]: r["prediction"] for r in records}
+    nmsw, sw = by_label["unet3d-nmsw"], by_label["unet3d"]
+    assert (nmsw["inferer"], nmsw["k"], sw["inferer"]) == ("nmsw", 2, "sliding_window")
+    assert set(nmsw["backbone_inputs"].values()) == {2} and set(sw["backbone_inputs"].values()) == {9}
+    assert set(by_label["unet"]["backbone_inputs"].values()) == {8}
+    assert by_label["unet"]["inferer"] == "slices"
+    assert {key: nmsw["nmsw_training"][key] for key in RECIPE_KEYS} == recipe_facts(iterations=2)
+    assert sw["nmsw_training"] is None

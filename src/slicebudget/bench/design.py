@@ -25,14 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from slicebudget.design.propose import (
-    Candidate,
-    Pick,
-    candidate_from_record,
-    current_plans,
-    initial_design,
-    next_step,
-)
+from slicebudget.design.candidates import Candidate, candidate_from_record, initial_design
+from slicebudget.design.propose import next_step
+from slicebudget.design.stop import SETTLED
+from slicebudget.design.surfaces import current_plans
+from slicebudget.design.value import Pick
 from slicebudget.errors import UserError
 from slicebudget.planning.costs import CostModel
 from slicebudget.planning.observations import Level, load_study_runs, read_case_iou
@@ -53,6 +50,7 @@ class Replay:
     plans: dict[float, str]              # the adaptive plan per budget, described
     random_regret: dict[float, float]    # a random design with the same start and as many runs
     order: list[Pick] = field(default_factory=list)
+    probability: dict[float, float | None] = field(default_factory=dict)  # the stop rule's, when it stopped
 
     def met(self, grid_runs: int) -> bool:
         return (self.runs_used <= RUN_SHARE * grid_runs
@@ -75,7 +73,7 @@ def reference_runs(study_dir: str | Path) -> list[dict]:
 
 
 def _value(truth, point: PlanPoint) -> float:
-    obs, _, surface = truth
+    obs, surface = truth.obs, truth.surface
     labels = {(lv.policy, lv.interpolation): i for i, lv in enumerate(obs.levels)}
     level = labels[(point.policy, point.interpolation)]
     return float(surface.predictive(np.array([point.n_volumes]), np.array([point.slices_per_volume]),
@@ -107,7 +105,7 @@ def replay_once(reference: list[dict], reference_plans: dict[float, Plan], truth
     random_done = [r for r in reference if r["run_id"] in start] + [rest[i] for i in drawn]
     random_plans, _ = current_plans(random_done, budgets, unit, costs, seed=seed)
     random_regret, _, _ = _compare(random_plans, reference_plans, truth, budgets)
-    return Replay(seed, len(done), step.stop, regret, same, described, random_regret, order)
+    return Replay(seed, len(done), step.stop, regret, same, described, random_regret, order, step.probabilities)
 
 
 def _compare(plans: dict[float, Plan], reference_plans: dict[float, Plan], truth: dict, budgets: list[float]):
@@ -144,6 +142,17 @@ class ReplayBench:
     def target_met(self) -> bool:
         return self.seeds_met >= SEED_SHARE * len(self.replays)
 
+    def calibration(self) -> dict:
+        """Is the stop rule's probability honest? Over every (seed, budget) where the design said the
+        plan is settled there (P >= SETTLED when it stopped): how often its plan is the full grid's
+        plan, and how often it is within the tolerance of it. An honest rule is right >= SETTLED of
+        the time (against the full grid's plan only as far as that plan is itself settled)."""
+        said = [(r, b) for r in self.replays for b in self.budgets
+                if r.probability.get(b) is not None and r.probability[b] >= SETTLED]
+        return {"said_settled": len(said), "of": len(self.replays) * len(self.budgets),
+                "same_plan": sum(r.same_plan[b] for r, b in said),
+                "within_tolerance": sum(r.regret[b] <= REGRET_TOLERANCE for r, b in said)}
+
     def summary(self) -> dict:
         runs = np.array([r.runs_used for r in self.replays])
         out = {
@@ -158,6 +167,7 @@ class ReplayBench:
                        f"in >= {SEED_SHARE:.0%} of seeds"),
             "target_met": self.target_met,
             "reference_plans": {f"{b:g}": text for b, text in self.reference_plans.items()},
+            "calibration": self.calibration(),
         }
         for budget in self.budgets:
             values = np.array([r.regret[budget] for r in self.replays])
@@ -176,7 +186,8 @@ class ReplayBench:
         out["replays"] = [{**asdict(r), "regret": {f"{b:g}": v for b, v in r.regret.items()},
                            "random_regret": {f"{b:g}": v for b, v in r.random_regret.items()},
                            "same_plan": {f"{b:g}": v for b, v in r.same_plan.items()},
-                           "plans": {f"{b:g}": v for b, v in r.plans.items()}} for r in self.replays]
+                           "plans": {f"{b:g}": v for b, v in r.plans.items()},
+                           "probability": {f"{b:g}": v for b, v in r.probability.items()}} for r in self.replays]
         return out
 
 

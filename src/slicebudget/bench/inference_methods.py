@@ -23,7 +23,7 @@ from slicebudget.errors import UserError
 from slicebudget.inference.nmsw.inferer import NMSWInferer
 from slicebudget.models.nmsw.model import NMSWModel, build_nmsw_model
 from slicebudget.inference.nmsw.random_foreground import RandomForegroundInferer
-from slicebudget.training.nmsw import train_nmsw
+from slicebudget.training.nmsw import train_nmsw_recipe
 
 METHODS = ("sw", "nmsw", "rf")
 
@@ -40,9 +40,8 @@ class BenchSetup:
     global_params: dict = field(default_factory=lambda: {"base_channels": 4, "depth": 4})
     global_scale: tuple[float, float, float] = (0.5, 0.5, 0.5)
     train_seeds: tuple[int, ...] = tuple(range(8))
-    test_seeds: tuple[int, ...] = (1000, 1001, 1002)
+    test_seeds: tuple[int, ...] = tuple(range(1000, 1010))  # ten: intervals over test volumes
     backbone_iterations_per_nmsw_iteration: int = 3  # a patch step costs about a third of a volume step
-    global_warmup_per_nmsw_iteration: int = 3  # a low-resolution step costs about a tenth of one
     seed: int = 0
 
 
@@ -119,9 +118,7 @@ def train_bench_model(setup: BenchSetup, iterations: int, on_stage: Callable[[st
             on_stage(f"training NMSW (local network frozen): iteration {record['iteration']}/{iterations}, "
                      f"loss {record['loss']:.3f}, tau {record['tau']:.2f}")
 
-    result = train_nmsw(model, cases, iterations, learning_rate=2e-3, train_local=False,
-                        global_warmup=setup.global_warmup_per_nmsw_iteration * iterations, seed=setup.seed,
-                        device="cpu", on_progress=nmsw_progress)
+    result = train_nmsw_recipe(model, cases, iterations, seed=setup.seed, device="cpu", on_progress=nmsw_progress)
     facts = {**result.training, "task": setup.task, "volume_shape": list(setup.volume_shape),
              "backbone_iterations": backbone_iterations, "train_seeds": list(setup.train_seeds),
              "normalization": normalization.model_dump(mode="json"),

@@ -41,7 +41,7 @@ def bench_design_command(
     from rich.console import Console
 
     from slicebudget.bench.design import REGRET_TOLERANCE, bench_replay, reference_runs
-    from slicebudget.design.propose import candidate_from_record, check_budgets, check_run_limit, default_budgets
+    from slicebudget.design.candidates import candidate_from_record, check_budgets, check_run_limit, default_budgets
     from slicebudget.planning.plan import study_costs
 
     if (reference is None) == (synthetic is None):
@@ -84,6 +84,10 @@ def bench_design_command(
                       f"max {row['max']:.4f}; within {REGRET_TOLERANCE} in {row['within_tolerance']}/{seeds} seeds; "
                       f"same plan in {row['same_plan']}/{seeds}; random design with as many runs: median "
                       f"{row['random_median']:.4f}, within {REGRET_TOLERANCE} in {row['random_within_tolerance']}/{seeds}")
+    cal = summary["calibration"]
+    console.print(f"stop rule's calibration: P >= 0.9 said at {cal['said_settled']} of {cal['of']} (seed, budget) "
+                  f"pairs; there the plan was the full grid's in {cal['same_plan']} and within {REGRET_TOLERANCE} "
+                  f"of it in {cal['within_tolerance']}")
     console.print(f"target ({summary['target']}): {summary['seeds_met']}/{seeds} seeds -> "
                   f"{'MET' if summary['target_met'] else 'NOT MET'}")
     if json_out is not None:

@@ -11,7 +11,7 @@ from slicebudget.cli.app import app
 from slicebudget.errors import UserError
 
 # Importing a command module registers its commands on the apps in slicebudget.cli.app.
-from slicebudget.cli import data_cmds, design_cmds, inference_cmds, models_cmds, plan_cmds, propagation_cmds, report_cmds, selection_cmds, study_cmds  # noqa: E402,F401
+from slicebudget.cli import data_cmds, design_cmds, efficient_cmds, inference_cmds, models_cmds, plan_cmds, propagation_cmds, report_cmds, selection_cmds, study_cmds  # noqa: E402,F401
 
 try:  # typer vendors click as typer._click; its usage errors are not click's own classes
     from typer._click.exceptions import ClickException

@@ -22,14 +22,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from slicebudget.design.propose import (
+from slicebudget.design.candidates import (
     Candidate,
     candidate_from_record,
     check_budgets,
     check_run_limit,
     default_budgets,
-    next_step,
 )
+from slicebudget.design.propose import next_step
 from slicebudget.errors import UserError
 
 META_SETTINGS = "design"

@@ -51,6 +51,14 @@ def _keyword_parameters(name: str) -> dict[str, inspect.Parameter]:
     return {p.name: p for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
+def registered_name(inferer) -> str:
+    """The ``INFERERS`` name of an inferer object's class (what a study records as having predicted)."""
+    for name, cls in INFERERS.items():
+        if type(inferer) is cls:
+            return name
+    raise ValueError(f"{type(inferer).__name__} is not a registered inferer")
+
+
 def inferer_parameters(name: str) -> tuple[str, ...]:
     """The keyword parameters ``build_inferer(name, ...)`` takes for this inferer."""
     return tuple(_keyword_parameters(name))

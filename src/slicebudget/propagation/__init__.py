@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slicebudget.propagation.calibration import empty_signal, load_calibration, size_fraction
+from slicebudget.propagation.calibration import empty_signal, load_calibration, size_fraction, slice_features
 from slicebudget.propagation.common import (
     HUMAN,
     NONE,
@@ -60,7 +60,11 @@ def propagate(
     signal = np.where(np.isin(provenance, [STOPPED, NONE]), empty_signal(labels), signal)
     signal = np.where(annotation.annotated, 1.0, signal)
     size = size_fraction(labels)
-    confidence = load_calibration().apply(method, provenance, signal, size) if calibrated else signal
+    if calibrated:
+        features = slice_features(annotation.annotated, labels, signal)
+        confidence = load_calibration().apply(method, provenance, features, size)
+    else:
+        confidence = signal
     return PropagationResult(labels, confidence, provenance, signal)
 
 

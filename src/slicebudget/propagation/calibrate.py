@@ -3,7 +3,7 @@
 For each phantom task, ``cases`` cases drawn with ``seed`` (the cases ``budget-study data phantom
 --task T --cases N --seed S`` writes; the shipped model was trained on seed 100, so any other seed is
 held out), each density and each slice policy: annotate the chosen slices from the truth, propagate
-with each method, and record every non-human slice's kind, raw signal and IoU against the truth.
+with each method, and record every non-human slice's kind, features and IoU against the truth.
 """
 
 from __future__ import annotations
@@ -12,13 +12,20 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from slicebudget.propagation.calibration import Calibration, calibration_kind, fit_maps, size_fraction, slice_ious
+from slicebudget.propagation.calibration import (
+    Calibration,
+    calibration_kind,
+    fit_maps,
+    size_fraction,
+    slice_features,
+    slice_ious,
+)
 
 TASKS = ("organ", "lesion", "vessel")
 DENSITIES = (0.05, 0.1, 0.2, 0.3)
 POLICIES = ("fixed", "random")
 METHODS = ("sli2vol", "sdf", "nearest", "mci")
-FIT_SEED, FIT_CASES = 200, 16
+FIT_SEED, FIT_CASES = 200, 10
 
 
 def phantom_records(
@@ -29,8 +36,8 @@ def phantom_records(
     policies: Sequence[str] = POLICIES,
     methods: Sequence[str] = METHODS,
     on_step: Callable[[int, int], None] | None = None,
-) -> list[tuple[str, str, float, float]]:
-    """``(task, kind, raw signal, slice IoU, size fraction)`` for every non-human slice of every propagation."""
+) -> list[tuple[str, str, np.ndarray, float, float]]:
+    """``(task, kind, features (see slice_features), slice IoU, size fraction)`` for every non-human slice of every propagation."""
     from slicebudget.data.phantoms._shapes import DEFAULT_SHAPE, DEFAULT_SPACING
     from slicebudget.data.phantoms.dataset import phantom_case
     from slicebudget.propagation import propagate
@@ -51,9 +58,10 @@ def phantom_records(
                     for method in methods:
                         result = propagate(image, annotation, method=method, device="cpu", calibrated=False)
                         ious, size = slice_ious(dense, result.labels), size_fraction(result.labels)
+                        features = slice_features(annotation.annotated, result.labels, result.signal)
                         for j in np.flatnonzero(~annotation.annotated):
                             kind = calibration_kind(method, result.provenance[j])
-                            records.append((task, kind, float(result.signal[j]), float(ious[j]), float(size[j])))
+                            records.append((task, kind, features[j], float(ious[j]), float(size[j])))
                         done += 1
                         if on_step is not None:
                             on_step(done, total)
@@ -69,8 +77,8 @@ def fit_on_phantoms(
     """Fit the maps on phantom cases and record how (tasks, cases, seed, densities, policies)."""
     records = phantom_records(tasks, cases, seed, on_step=on_step)
     made = {
-        "how": "isotonic regression of slice IoU on each method's raw per-slice signal, per kind of slice "
-        "and object size class",
+        "how": "per kind of slice and object size class: logistic regression of slice IoU on the slice "
+        "features, then isotonic regression of slice IoU on its score",
         "command": f"budget-study propagation calibrate --cases {cases} --seed {seed}",
         "tasks": list(tasks), "cases_per_task": cases, "seed": seed,
         "densities": list(DENSITIES), "policies": list(POLICIES), "methods": list(METHODS),

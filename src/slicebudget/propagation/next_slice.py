@@ -1,18 +1,21 @@
 """Next best slice: after some slices are painted, which one should the annotator paint next?
 
-The slice where the propagated result is expected to be wrong by the most voxels. For each slice
-not yet annotated, the expected error is ``(1 - confidence) x size`` plus the disagreement between
-the learned result and the signed-distance interpolation:
+The slice where the propagated result is expected to lose the most volume IoU. Volume IoU is scored per
+class and averaged over classes, so a voxel of a small class (a tumour inside an organ) weighs as
+much as its share of that class: a wrong voxel costs ``1 / (the class's propagated volume)``. For
+each slice not yet annotated and each class, the expected loss is
+``(1 - confidence) x size / volume`` plus the disagreement between the learned result and the
+signed-distance interpolation (pixels of that class where the two differ, over the same volume):
 
 - ``confidence`` is the calibrated one (the IoU the slice is expected to have);
-- ``size`` is the foreground area the slice is believed to hold: its propagated area, or for a slice
-  left empty, the area of the nearest slice that holds foreground (what would be missed if the
+- ``size`` is the class's area the slice is believed to hold: its propagated area, or for a slice
+  left empty, the area of the nearest slice that holds the class (what would be missed if the
   object went on there);
 - the disagreement is the count of pixels where the two methods differ (both can be wrong, but
   where they disagree at least one is).
 
-Volume IoU counts voxels, so a slice through the middle of a large uncertain object is worth more
-than a thin uncertain end. A painted slice also fixes its neighbours (they are propagated from it),
+Within a class, a slice through the middle of a large uncertain object is worth more than a thin
+uncertain end. A painted slice also fixes its neighbours (they are propagated from it),
 so a candidate is scored by the expected error summed over the unannotated slices within ``reach``
 of it: the centre of an uncertain stretch beats its edge next to a painted slice. A volume with no
 painted slice has nothing to propagate from: refused.
@@ -34,7 +37,7 @@ REACH = 2  # slices either side a painted slice is credited with fixing
 
 @dataclass(frozen=True)
 class SliceSuggestion:
-    """The suggested slice; every slice's expected error in voxels (0 on annotated slices) and its
+    """The suggested slice; every slice's expected loss of volume IoU (0 on annotated slices) and its
     score as a candidate (the expected error within ``reach`` of it; 0 on annotated slices)."""
 
     slice: int
@@ -47,10 +50,16 @@ def _areas(labels: np.ndarray) -> np.ndarray:
 
 
 def expected_error(result: PropagationResult, other: PropagationResult | None = None) -> np.ndarray:
-    """(D,) expected wrong voxels per slice of ``result`` (see the module docstring)."""
-    error = (1.0 - result.confidence) * believed_size(result.labels)
-    if other is not None:
-        error = error + _areas(result.labels != other.labels)
+    """(D,) expected loss of volume IoU per slice of ``result``, summed over its classes (see the module
+    docstring)."""
+    error = np.zeros(result.labels.shape[0])
+    classes = np.unique(result.labels)
+    for c in classes[classes != 0]:
+        mask = result.labels == c
+        volume = float(mask.sum())
+        error += (1.0 - result.confidence) * believed_size(mask) / volume
+        if other is not None:
+            error += _areas(mask != (other.labels == c)) / volume
     return np.where(result.provenance == "human", 0.0, error)
 
 

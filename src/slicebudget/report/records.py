@@ -33,6 +33,8 @@ OPTIONAL_FIELDS = {
     "interp_iou": None,
     "seconds_train": None,
     "seconds_infer_per_case": None,
+    "cpu_seconds_train": None,
+    "cpu_seconds_infer_per_case": None,
     "error": None,
 }
 NUMERIC_FIELDS = (
@@ -45,6 +47,8 @@ NUMERIC_FIELDS = (
     "interp_iou",
     "seconds_train",
     "seconds_infer_per_case",
+    "cpu_seconds_train",
+    "cpu_seconds_infer_per_case",
 )
 # ``interp_provenance`` (a dict in the store, see slicebudget.propagation.summary) flattened to columns.
 PROVENANCE_COLUMNS = {

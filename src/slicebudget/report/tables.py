@@ -215,15 +215,15 @@ def interp_provenance(levels: pd.DataFrame) -> pd.DataFrame:
 
 
 def timing(frame: pd.DataFrame) -> pd.DataFrame:
-    """Inference seconds per case and training seconds per model (finished runs of the full frame)."""
+    """Per model (finished runs of the full frame): inference seconds per case and training seconds
+    per run, wall and CPU (the run's process; a shared machine inflates wall seconds, not CPU
+    seconds), beside the mean IoU, so that cost and quality are read together."""
     done = frame.loc[frame["status"] == "done"]
     keys = ["dims", "model"] + [k for k in ("inference",) if k in done.columns and done[k].notna().any()]
-    table = done.groupby(keys, sort=True, dropna=False).agg(
-        seconds_infer_per_case=("seconds_infer_per_case", "mean"),
-        seconds_train=("seconds_train", "mean"),
-        n_runs=("run_id", "count"),
-    )
-    return table.reset_index()
+    columns = {name: (name, "mean") for name in ("seconds_infer_per_case", "seconds_train", "cpu_seconds_infer_per_case",
+                                                 "cpu_seconds_train", HEADLINE) if name in done.columns}
+    table = done.groupby(keys, sort=True, dropna=False).agg(**columns, n_runs=("run_id", "count"))
+    return table.reset_index().rename(columns={HEADLINE: "iou"})
 
 
 def failed_runs(frame: pd.DataFrame) -> pd.DataFrame:

@@ -31,6 +31,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,6 +221,7 @@ class Trained:
     history: list[dict]
     best_val_dice: float
     seconds: float  # backbone and NMSW training together
+    nmsw_training: dict | None = None  # the NMSW recipe's facts, when the inferer needed one
 
 
 def select(spec: RunSpec, dataset_path: str, cache: DatasetCache, run_dir: Path, notify: ProgressFn) -> Selection:
@@ -291,9 +293,9 @@ def train(spec: RunSpec, prepared: PreparedDataset, labels: Labels, run_dir: Pat
                 "in_channels": in_channels, "n_classes": spec.n_classes,
                 "normalization": [n.model_dump(mode="json") for n in prepared.normalizations]},
                run_dir / "model.pt")
-    inferer, nmsw_seconds = _inferer(spec, trained.model, labels.train_cases, run_dir)
+    inferer, nmsw_training, nmsw_seconds = _inferer(spec, trained.model, labels.train_cases, run_dir)
     return Trained(trained.model, inferer, trained.history, float(trained.best_val_dice),
-                   float(trained.seconds) + nmsw_seconds)
+                   float(trained.seconds) + nmsw_seconds, nmsw_training)
 
 
 def _inferer(spec: RunSpec, model, train_cases: list, run_dir: Path):
@@ -302,53 +304,83 @@ def _inferer(spec: RunSpec, model, train_cases: list, run_dir: Path):
     An inferer that needs an NMSW model (NMSW, random foreground) gets its own global network,
     trained here around the already trained backbone, which stays frozen (``train_local=False``),
     so it learns only where to look and how to blend. The config's settings are handed to the
-    inferer where its ``build`` takes them. Returns (inferer, seconds spent training NMSW).
+    inferer where its ``build`` takes them. Returns (inferer, NMSW training facts or None, seconds
+    spent training NMSW).
     """
     from slicebudget.inference import build_inferer, get_inferer_class, inferer_parameters
 
     if spec.model.dims == 2:
-        return None, 0.0
+        return None, None, 0.0
     inference, training = spec.model.inference, spec.training
     patch = tuple(spec.model.patch_size)
-    network, seconds = model, 0.0
+    network, facts, seconds = model, None, 0.0
     if get_inferer_class(inference.name).needs_nmsw_model:
         from slicebudget.models.nmsw import build_nmsw_model, save_nmsw
-        from slicebudget.training.nmsw import train_nmsw
+        from slicebudget.training.nmsw import train_nmsw_recipe
 
         nmsw = build_nmsw_model(spec.model.name, train_cases[0].image.shape[0], spec.n_classes, patch,
                                 backbone_params=_model_params(spec), local_net=model, overlap=inference.overlap)
-        trained = train_nmsw(nmsw, train_cases, inference.iterations or training.iterations,
-                             learning_rate=training.learning_rate, train_local=False, seed=spec.train_seed,
-                             device=training.device)
+        trained = train_nmsw_recipe(nmsw, train_cases, inference.iterations or training.iterations,
+                                    seed=spec.train_seed, device=training.device)
         save_nmsw(trained.model, run_dir / "nmsw.pt", trained.training)
-        network, seconds = trained.model, float(trained.seconds)
+        network, facts, seconds = trained.model, trained.training, float(trained.seconds)
     offered = {"overlap": inference.overlap, "k": inference.k, "batch_size": training.batch_size}
     params = {key: value for key, value in offered.items() if key in inferer_parameters(inference.name)}
-    return build_inferer(inference.name, network, patch, **params), seconds
+    return build_inferer(inference.name, network, patch, **params), facts, seconds
 
 
 def score(spec: RunSpec, prepared: PreparedDataset, trained: Trained, run_dir: Path,
-          notify: ProgressFn) -> tuple[dict[str, dict[str, float]], float]:
+          notify: ProgressFn) -> tuple[dict[str, dict[str, float]], float, float, dict]:
     """4. Predict every dense test case and score it; writes results.csv. Returns (per-case
-    metrics, seconds of inference in all)."""
+    metrics, wall and CPU seconds of inference in all, what predicted: see :func:`prediction_record`)."""
     from slicebudget.metrics import case_metrics, write_results_csv
     from slicebudget.models.predict import predict_case
 
     patch = tuple(spec.model.patch_size) if spec.model.patch_size else None
-    per_case, infer_seconds = {}, 0.0
+    per_case, infer_seconds, infer_cpu, fed = {}, 0.0, 0.0, {}
     test_ids = spec.split.test
     for index, case_id in enumerate(test_ids):
         notify({"stage": "infer", "case": index + 1, "cases": len(test_ids)})
         data = prepared.case(case_id)
-        t0 = time.perf_counter()
-        probabilities = predict_case(trained.model, data.image, spec.model.dims, patch,
-                                     batch_size=spec.training.batch_size, inferer=trained.inferer)
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        with count_inputs(trained.model) as counted:
+            probabilities = predict_case(trained.model, data.image, spec.model.dims, patch,
+                                         batch_size=spec.training.batch_size, inferer=trained.inferer)
         prediction = probabilities.argmax(axis=0).astype(data.label.dtype, copy=False)
         infer_seconds += time.perf_counter() - t0
+        infer_cpu += time.process_time() - cpu0
+        fed[case_id] = counted[0]
         per_case[case_id] = _case_summary(case_metrics(prediction, data.label, data.spacing, spec.classes),
                                           list(spec.classes))
     write_results_csv(run_dir / "results.csv", per_case)
-    return per_case, infer_seconds
+    return per_case, infer_seconds, infer_cpu, prediction_record(trained, fed)
+
+
+@contextmanager
+def count_inputs(network):
+    """Count the inputs (patches, windows or slices) the trained backbone is fed inside the block:
+    ``with count_inputs(model) as counted: ...`` then ``counted[0]``. Measured, not taken from the
+    config, so a run that says NMSW but slid a window over the volume shows it."""
+    counted = [0]
+
+    def hook(_module, inputs, _output):
+        counted[0] += int(inputs[0].shape[0])
+
+    handle = network.register_forward_hook(hook)
+    try:
+        yield counted
+    finally:
+        handle.remove()
+
+
+def prediction_record(trained: Trained, fed: dict[str, int]) -> dict:
+    """Which inferer produced the run's predictions (``slices`` for a 2D model), its K, how many
+    inputs the backbone was fed per test case, and the NMSW training recipe when one was trained."""
+    from slicebudget.inference import registered_name
+
+    name = "slices" if trained.inferer is None else registered_name(trained.inferer)
+    return {"inferer": name, "k": getattr(trained.inferer, "k", None), "backbone_inputs": fed,
+            "nmsw_training": trained.nmsw_training}
 
 
 def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progress: ProgressFn | None = None,
@@ -370,8 +402,10 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
 
     selection = select(spec, dataset_path, cache, run_dir, notify)
     labels = label(spec, prepared, selection, run_dir, notify)
+    train_cpu = time.process_time()
     trained = train(spec, prepared, labels, run_dir, notify)
-    per_case, infer_seconds = score(spec, prepared, trained, run_dir, notify)
+    train_cpu = time.process_time() - train_cpu
+    per_case, infer_seconds, infer_cpu, prediction = score(spec, prepared, trained, run_dir, notify)
 
     budget = selection.plan.budget
     chosen = selection.chosen
@@ -387,7 +421,11 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
         "interp_provenance": labels.interp_provenance,
         "seconds_train": trained.seconds,
         "seconds_infer_per_case": infer_seconds / max(len(spec.split.test), 1),
+        # CPU seconds of this process: on a shared machine, wall seconds measure the neighbours too
+        "cpu_seconds_train": train_cpu,
+        "cpu_seconds_infer_per_case": infer_cpu / max(len(spec.split.test), 1),
         "seconds_total": time.perf_counter() - started,
+        "prediction": prediction,
     }
     record = json_safe({"spec": spec.to_json(), "result": result, "history": trained.history})
     (run_dir / "run.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -272,6 +272,9 @@ def _record(row: sqlite3.Row) -> dict:
         "budget_slices": result.get("budget_slices"),
         "metrics": _metrics_from_json(row["metrics"]),
         "interp_iou": result.get("interp_iou"),
+        "cpu_seconds_train": result.get("cpu_seconds_train"),
+        "cpu_seconds_infer_per_case": result.get("cpu_seconds_infer_per_case"),
+        "prediction": result.get("prediction"),  # what predicted (inferer, backbone inputs per case)
         "interp_provenance": result.get("interp_provenance"),
         "seconds_train": row["seconds_train"],
         "seconds_infer_per_case": row["seconds_infer_per_case"],

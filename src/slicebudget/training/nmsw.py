@@ -229,3 +229,29 @@ def train_nmsw(
         "class_weight": torch.sigmoid(trained.class_logit.detach()).cpu().tolist(),
     }
     return NMSWTrainResult(trained.eval(), training, history, time.perf_counter() - started)
+
+
+# The one recipe for NMSW around a trained backbone: what `budget-study bench inference` measures is
+# what a study runs. These are the benchmark's settings (2026-12-02): the global network's
+# warm-up gets three low-resolution steps per end-to-end iteration (a low-resolution step costs about
+# a tenth of a whole-volume one), its own learning rate (the backbone's is tuned for patch training,
+# not for the global network and patch head), K = 3 patches per training volume (two learned, one
+# random), and the backbone frozen.
+RECIPE_LEARNING_RATE = 2e-3
+RECIPE_WARMUP_PER_ITERATION = 3
+RECIPE_K = 3
+
+
+def train_nmsw_recipe(
+    model: NMSWModel,
+    cases: Sequence[TrainingCase],
+    iterations: int,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+) -> NMSWTrainResult:
+    """Train NMSW's global network and patch head around ``model``'s (trained) local network, which
+    stays frozen; the study and the inference benchmark both call this, so they share every setting."""
+    return train_nmsw(model, cases, iterations, learning_rate=RECIPE_LEARNING_RATE, k=RECIPE_K, train_local=False,
+                      global_warmup=RECIPE_WARMUP_PER_ITERATION * iterations, seed=seed, device=device,
+                      on_progress=on_progress)
