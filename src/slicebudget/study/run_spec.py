@@ -7,6 +7,7 @@ this frozen model, and :meth:`RunSpec.to_json` gives the same JSON back.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,8 +30,13 @@ class Split(_Frozen):
     source: str  # "imagesTs" or "test_fraction"
 
 
-class RunModel(ModelConfig):
-    display_name: str
+with warnings.catch_warnings():
+    # The stored spec carries the label ModelConfig computes as a property; the field replacing that
+    # property is intended, and pydantic's warning about it reached users' terminals as noise.
+    warnings.filterwarnings("ignore", message='Field name "display_name"', category=UserWarning)
+
+    class RunModel(ModelConfig):
+        display_name: str
 
 
 class RunSpec(_Frozen):
