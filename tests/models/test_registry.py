@@ -79,3 +79,16 @@ def test_bad_weights_files_are_user_errors(tmp_path):
     torch.save(create_model("unet3d", dims=3, in_channels=1, classes=2, base_channels=4, depth=3).state_dict(), other)
     with pytest.raises(UserError, match="do not fit"):
         create_model("unet3d", dims=3, in_channels=1, classes=2, weights_path=other)
+
+
+def test_shallow_unet_builds_with_a_smaller_stride_and_keeps_any_input_size():
+    import torch
+
+    shallow = create_model("unet", dims=2, in_channels=1, classes=3, encoder_depth=3)
+    default = create_model("unet", dims=2, in_channels=1, classes=3)
+    assert shallow.stride == 8 and default.stride == 32
+    x = torch.randn(2, 1, 20, 36)
+    assert shallow(x).shape == (2, 3, 20, 36)
+    # the shallow network is really smaller: the decoder is narrower
+    decoder = lambda m: sum(p.numel() for p in m.network.decoder.parameters())  # noqa: E731
+    assert decoder(shallow) < decoder(default) / 4

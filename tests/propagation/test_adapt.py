@@ -3,6 +3,8 @@ cached adapted model."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -83,22 +85,31 @@ def test_study_adapts_once_and_reuses_the_model(tmp_path, make_blob, monkeypatch
     load_model(first)
 
 
-def test_a_run_with_model_adapt_gets_the_studys_adapted_model(tmp_path, make_blob, monkeypatch):
+def test_a_run_with_model_adapt_gets_the_studys_adapted_model_shipped_with_its_task(tmp_path, make_blob):
+    """The driver adapts once; the worker's spec names the model as a shipped input, which lands in
+    the run's scratch folder, so the worker never reads the study folder."""
     from types import SimpleNamespace
 
-    from slicebudget.study import adapt
     from slicebudget.study.execute_run import propagation_settings
+    from slicebudget.study.product import materialize_inputs
+    from slicebudget.study.runner import worker_task
 
-    monkeypatch.setattr(adapt, "ADAPT_SETTINGS", QUICK)
-    images = {c: make_blob(depth=8, size=24, seed=i)[0][None] for i, c in enumerate(("a", "b"))}
-    prepared = SimpleNamespace(normalizations=[None], case=lambda c: SimpleNamespace(image=images[c]))
-    def spec(interpolation):
-        return SimpleNamespace(interpolation=interpolation, split=SimpleNamespace(train=("a", "b")),
-                               dataset=SimpleNamespace(fingerprint="ab" * 20), training=SimpleNamespace(device="cpu"))
-
-    run_dir = tmp_path / "study" / "runs" / ".tmp-run"
-    method, params = propagation_settings(spec("sli2vol:model=adapt"), prepared, run_dir)
-    assert method == "sli2vol" and params["model"].parent == tmp_path / "study" / "adapted"
-    two_channel = SimpleNamespace(normalizations=[None, None], case=prepared.case)
+    adapted = tmp_path / "study" / "adapted" / "sli2vol-ab.pt"
+    adapt_and_save([make_blob(depth=8, size=24, seed=s)[0] for s in (0, 1)], adapted, QUICK, ["blobs"],
+                   image_channels=1, init="default")
+    record = {"run_id": "r1", "spec": {"model": {"name": "unet"}, "interpolation": "sli2vol:fallback=none:model=adapt"}}
+    task = worker_task(record, tmp_path / "study.yaml", tmp_path / "data", adapted)
+    assert task.spec["interpolation"] == "sli2vol:fallback=none:model=@input/propagation.pt"
+    scratch = tmp_path / "worker-scratch"
+    scratch.mkdir()
+    spec = materialize_inputs(task.spec, task.inputs, scratch)
+    prepared = SimpleNamespace(normalizations=[None])
+    method, params = propagation_settings(SimpleNamespace(interpolation=spec["interpolation"]), prepared)
+    assert method == "sli2vol" and params["fallback"] == "none"
+    assert Path(params["model"]).read_bytes() == adapted.read_bytes() and Path(params["model"]).parent == scratch
+    load_model(params["model"])
     with pytest.raises(UserError, match="adapted on 1-channel images; these images have 2"):
-        propagation_settings(spec(f"sli2vol:model={params['model']}"), two_channel, run_dir)
+        propagation_settings(SimpleNamespace(interpolation=spec["interpolation"]),
+                             SimpleNamespace(normalizations=[None, None]))
+    with pytest.raises(ValueError, match="resolved by the study runner"):
+        propagation_settings(SimpleNamespace(interpolation="sli2vol:model=adapt"), prepared)

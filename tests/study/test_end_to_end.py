@@ -34,7 +34,7 @@ def local_study(tmp_path_factory, tiny_dataset):
     folder = tmp_path_factory.mktemp("e2e")
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump({**base_config(tiny_dataset), **TINY}))
-    outcome = run_study(path, folder / "local", threads=1, write_report=None)
+    outcome = run_study(path, folder / "local", threads=1, checkpoints=True, write_report=None)
     return path, folder, outcome
 
 
@@ -107,6 +107,9 @@ def test_dask_survives_a_dying_worker_and_reproduces_in_process_metrics(local_st
     outcome = run_study(path, folder / "dask", executor="dask", workers=1, execute=execute, write_report=None)
     assert (folder / "died").exists()
     assert outcome.counts["done"] == 2
+    # checkpoints are off by default: a run ships back its results, selection and curves only
+    for run in (folder / "dask" / "runs").iterdir():
+        assert {p.name for p in run.iterdir()} == {"results.csv", "selection.json", "run.json"}
     with StudyStore(folder / "local") as a, StudyStore(folder / "dask") as b:
         local = {r["run_id"]: r["metrics"] for r in a.runs()}
         remote = {r["run_id"]: r["metrics"] for r in b.runs()}

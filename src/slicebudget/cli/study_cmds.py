@@ -29,6 +29,8 @@ def run(
     threads: int = typer.Option(None, "--threads", min=1,
                                 help="Torch threads per run (default: all in-process, 1 per Dask worker). "
                                      "Equal values give bit-identical CPU metrics across executors."),
+    checkpoints: bool = typer.Option(False, "--checkpoints", help="Keep each run's trained weights (model.pt, "
+                                     "nmsw.pt) in STUDY_DIR/runs/<run id>/; off by default."),
     adaptive: bool = typer.Option(False, "--adaptive", help="Run the grid's cells in the order that settles the "
                                                            "plan soonest, and stop when it is settled (or at --max-runs)."),
     max_runs: int = typer.Option(None, "--max-runs", min=1, help="Adaptive: the run limit (default: 30% of the grid)."),
@@ -62,8 +64,8 @@ def run(
         design = StudyDesign(settings, study_dir, batch=workers if executor == "dask" else 1, on_status=view.status)
     try:
         outcome = run_study(config, study_dir, dataset=dataset, executor=executor, workers=workers,
-                            scheduler=scheduler, retry_failed=retry_failed, threads=threads, view=view,
-                            write_report=write_report, design=design)
+                            scheduler=scheduler, retry_failed=retry_failed, threads=threads, checkpoints=checkpoints,
+                            view=view, write_report=write_report, design=design)
     except KeyboardInterrupt:
         view.console.print("interrupted: unfinished runs are back to pending; run the same command to resume")
         raise
@@ -73,6 +75,11 @@ def run(
     rate = outcome.executed / outcome.seconds * 3600 if outcome.seconds > 0 and outcome.executed else 0.0
     print(f"{counts['done']} done, {counts['failed']} failed, {counts['pending']} pending; "
           f"ran {outcome.executed} run(s) in {outcome.seconds:.0f} s ({rate:.0f} runs/hour); study folder: {study_dir}")
+    if outcome.estimate is not None and outcome.executed:
+        from slicebudget.study.estimate import clock
+
+        print(f"the runs took {clock(outcome.run_seconds)}; estimated before they started: "
+              f"{clock(outcome.estimate.seconds)} (measured / estimated = {outcome.run_seconds / max(outcome.estimate.seconds, 1e-9):.2f})")
     if counts["failed"]:
         print("failed runs keep their error (budget-study status); rerun with --retry-failed to try them again")
     if design is not None and design.stop:

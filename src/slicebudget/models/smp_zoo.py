@@ -8,6 +8,11 @@ Two adjustments to the library's networks, both small:
 - Inputs whose size the encoder stride does not divide are zero-padded and the logits cropped back
   (smp itself refuses them); every axis is padded to at least twice the stride, so the deepest
   feature map is never 1 x 1, where BatchNorm cannot train on a batch of one.
+- A U-Net with a shallower encoder (``encoder_depth`` 3 or 4) gets the shallowest widths of smp's
+  default decoder, (64, 32, 16) for depth 3: smp itself refuses any depth but 5 unless it is handed
+  one decoder width per stage. The shallow stages keep the widths they have in the default network,
+  and the network is several times cheaper on small slices (stride 8 instead of 32, so a 32-pixel
+  slice is no longer padded to 64).
 - DeepLabV3+'s image-pooling branch normalises a 1 x 1 map with BatchNorm, which fails for a batch
   of one in training; it gets a GroupNorm instead, which is defined for any batch size.
 """
@@ -25,6 +30,7 @@ DEFAULT_CNN_ENCODER = "resnet18"
 DEFAULT_SEGFORMER_ENCODER = "mit_b0"
 SEGFORMER_ENCODERS = ("mit_b0", "mit_b1", "mit_b2", "mit_b3")
 CNN_ENCODERS = ("resnet18", "resnet34")
+UNET_DECODER_CHANNELS = (256, 128, 64, 32, 16)  # smp's default for encoder_depth 5, deepest first
 
 
 class SmpSegmenter(nn.Module):
@@ -75,6 +81,8 @@ def build_smp_model(
     else:
         encoder = encoder or DEFAULT_CNN_ENCODER
     kwargs = {} if encoder_depth is None else {"encoder_depth": int(encoder_depth)}
+    if architecture == "unet" and encoder_depth is not None and 1 <= int(encoder_depth) <= len(UNET_DECODER_CHANNELS):
+        kwargs["decoder_channels"] = UNET_DECODER_CHANNELS[-int(encoder_depth):]
     try:
         network = smp.create_model(
             SMP_ARCHITECTURES[architecture],

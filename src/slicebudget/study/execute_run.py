@@ -1,8 +1,9 @@
 """One run end to end, in four stages: select -> label (sparse, optionally propagated) -> train -> score.
 
 :func:`execute_run` is a pure function of (run spec, dataset folder, run folder): it writes the
-run's artifacts into ``run_dir`` and returns a plain result dict, so a Dask worker can run it with
-nothing but its arguments. It raises on failure (``TrainingDiverged`` for a NaN loss); the runner
+run's artifacts into ``run_dir``, a private scratch folder (never the study folder: the executor
+packs what lands there and the driver writes it, see :mod:`slicebudget.study.product`), and returns
+a plain result dict, so a Dask worker can run it with nothing but its arguments. It raises on failure (``TrainingDiverged`` for a NaN loss); the runner
 records the message. The spec arrives as JSON and is read as a typed :class:`RunSpec`.
 
 Choices worth knowing:
@@ -42,6 +43,7 @@ from slicebudget.study.store import json_safe
 
 ProgressFn = Callable[[dict], None]
 METRICS = ("iou", "dice", "hd95", "surface_dice")
+CHECKPOINTS = ("model.pt", "nmsw.pt")  # shipped back and kept only when a study asks for them
 
 
 @dataclass(frozen=True)
@@ -128,21 +130,19 @@ def _prepare(dataset_path: str, train_ids: tuple[str, ...]) -> PreparedDataset:
     return PreparedDataset(dataset, norms)
 
 
-def propagation_settings(spec: RunSpec, prepared: PreparedDataset, run_dir: Path) -> tuple[str, dict]:
-    """(method, parameters) of the run's interpolation: ``sli2vol:model=adapt`` gets the study's adapted
-    model (see :mod:`slicebudget.study.adapt`), a model path is checked against the image channels."""
+def propagation_settings(spec: RunSpec, prepared: PreparedDataset) -> tuple[str, dict]:
+    """(method, parameters) of the run's interpolation; a model file is checked against the image
+    channels. ``model=adapt`` never reaches a run: the study runner adapts the model once, in the
+    driver, and ships the file with each task (see :func:`slicebudget.study.runner.worker_task`)."""
     from slicebudget.propagation.registry import parse_method_spec
     from slicebudget.propagation.sli2vol.model_io import check_model_channels
-    from slicebudget.study.adapt import ADAPT, adapted_model
+    from slicebudget.study.adapt import ADAPT
 
     method, params = parse_method_spec(spec.interpolation)
-    n_channels = len(prepared.normalizations)
     if params.get("model") == ADAPT:
-        study_dir = Path(run_dir).parent.parent  # runs run in STUDY_DIR/runs/<tmp folder>
-        params["model"] = adapted_model(study_dir, lambda c: prepared.case(c).image[0], spec.split.train,
-                                        spec.dataset.fingerprint, n_channels, spec.training.device)
-    elif "model" in params:
-        check_model_channels(params["model"], n_channels)
+        raise ValueError("interpolation model=adapt must be resolved by the study runner before the run")
+    if "model" in params:
+        check_model_channels(params["model"], len(prepared.normalizations))
     return method, params
 
 
@@ -247,7 +247,7 @@ def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, run_di
             notify({"stage": "interpolate", "case": case_id})
             from slicebudget.propagation import propagate
 
-            method, params = propagation_settings(spec, prepared, run_dir)
+            method, params = propagation_settings(spec, prepared)
             result = propagate(data.image[0], annotation, method=method, device=spec.training.device, **params)
             pairs.append((result.labels, data.label, annotation.annotated))
             propagated.append((result, data.label, annotation.annotated))
@@ -384,10 +384,11 @@ def prediction_record(trained: Trained, fed: dict[str, int]) -> dict:
 
 
 def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progress: ProgressFn | None = None,
-                cache: DatasetCache | None = None) -> dict:
+                cache: DatasetCache | None = None, checkpoints: bool = False) -> dict:
     """Run one grid point; write artifacts into ``run_dir``; return the result dict for the store.
 
     ``cache``: where prepared datasets are kept between runs (default: this process's cache).
+    ``checkpoints``: keep the trained weights (``CHECKPOINTS``) among the artifacts.
     """
     from slicebudget.metrics import summarize
 
@@ -428,4 +429,7 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
     }
     record = json_safe({"spec": spec.to_json(), "result": result, "history": trained.history})
     (run_dir / "run.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    if not checkpoints:  # the stages save them as they go (into scratch); dropping them here keeps one save path
+        for name in CHECKPOINTS:
+            (run_dir / name).unlink(missing_ok=True)
     return result

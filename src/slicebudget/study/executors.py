@@ -1,10 +1,13 @@
 """Where runs execute: in this process, or on Dask workers (a LocalCluster or an existing scheduler).
 
 An executor takes :class:`RunTask` objects and yields :class:`RunOutcome` objects as runs finish.
-Workers receive one task (run spec, dataset folder, temporary run folder) and return an outcome; they
-never touch the study store, which only the driver writes. Exceptions inside a run become failed
-outcomes (the study goes on); a full or read-only disk is marked ``fatal`` so the driver stops with
-one clear line instead of failing every remaining run the same way.
+Both executors run a task the same way, :func:`run_task`: the run writes into a private scratch
+folder (the worker's temporary folder, never the study folder) and its artefacts come back inside
+the outcome as a :class:`~slicebudget.study.product.RunProduct`; on Dask that is the task's result,
+so the artefacts travel through Dask. Only the driver writes the study folder and the store.
+Exceptions inside a run become failed outcomes (the study goes on); a full or read-only disk is
+marked ``fatal`` so the driver stops with one clear line instead of failing every remaining run the
+same way.
 """
 
 from __future__ import annotations
@@ -12,29 +15,37 @@ from __future__ import annotations
 import errno
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-ExecuteFn = Callable[..., dict]  # execute(spec, dataset_path, run_dir, on_progress=None) -> result dict
+from slicebudget.study.product import RunProduct, materialize_inputs, pack_folder
+
+# execute(spec, dataset_path, run_dir, on_progress=None) -> result dict; writes its artefacts into
+# run_dir, a fresh scratch folder that run_task packs into the outcome.
+ExecuteFn = Callable[..., dict]
 # refill(free) -> more tasks when the given ones are all started and ``free`` workers wait (an
 # adaptive design choosing runs as results come in); an empty list with nothing in flight ends the run.
 Refill = Callable[[int], list]
-FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+# A disk that takes no writes stops the study; a permission error is not among them: a run reads more
+# than it writes (a worker that may not read the dataset fails its runs, and the study goes on).
+FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+CONNECT_TIMEOUT_S = 15  # a scheduler that answers does so in milliseconds; the user hears within 30 s
 MAX_RESUBMITS = 1  # after Dask's own retries (allowed-failures) a run gets one more fresh submission
 
 
 @dataclass(frozen=True)
 class RunTask:
     run_id: str
-    spec: dict
+    spec: dict  # paths of shipped inputs read INPUT_PREFIX + name (see slicebudget.study.product)
     dataset_path: str
-    run_dir: str  # a temporary folder; the driver renames it into place when the run succeeds
+    inputs: dict[str, bytes] = field(default_factory=dict)  # name -> compressed content
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
     ok: bool
-    result: dict | None = None
+    product: RunProduct | None = None  # the store record and the artefacts, when ok
     error: str | None = None
     details: str | None = None  # traceback, kept in the study's logs/ folder
     fatal: bool = False
@@ -50,14 +61,37 @@ def _disk_problem(exc: BaseException) -> OSError | None:
     return None
 
 
+class DatasetUnreadable(Exception):
+    """This process cannot read the dataset folder (a worker without access to it)."""
+
+
+def check_dataset_readable(dataset_path: str) -> None:
+    """Open the dataset's description the way a run will, so that a worker without access fails the
+    run with a line naming the worker and the path instead of a traceback from deep inside it."""
+    import socket
+
+    folder = Path(dataset_path)
+    try:
+        names = [p.name for p in folder.iterdir()]
+        description = folder / "dataset.json" if "dataset.json" in names else None
+        if description is not None:
+            with open(description, "rb") as handle:
+                handle.read(1)
+    except OSError as exc:
+        raise DatasetUnreadable(f"worker {socket.gethostname()} cannot read the dataset: "
+                                f"{exc.strerror or exc} ({exc.filename or folder})") from exc
+
+
 def run_task(task: RunTask, execute: ExecuteFn, on_progress: Callable[[dict], None] | None = None,
              torch_threads: int | None = None) -> RunOutcome:
-    """Run one task and describe how it went; only KeyboardInterrupt (and SystemExit) escape.
+    """Run one task in a private scratch folder and return its outcome, artefacts packed inside; only
+    KeyboardInterrupt (and SystemExit) escape.
 
     ``torch_threads`` sets torch's intra-op threads for the run (and restores them after): CPU
     results depend on it in the last bits, which a short training run can amplify, so equal
     thread counts are what make a Dask run reproduce an in-process one exactly.
     """
+    import tempfile
     from contextlib import nullcontext
 
     import torch
@@ -70,20 +104,29 @@ def run_task(task: RunTask, execute: ExecuteFn, on_progress: Callable[[dict], No
     # workers on one host their idle threads spin against each other, so cap them like torch's.
     limits = nullcontext() if torch_threads is None else threadpool_limits(limits=torch_threads)
     try:
-        with limits:
-            result = {**execute(task.spec, task.dataset_path, task.run_dir, on_progress),
+        with limits, tempfile.TemporaryDirectory(prefix=f"slicebudget-{task.run_id}-") as scratch:
+            out = Path(scratch) / "run"
+            inputs = Path(scratch) / "inputs"
+            out.mkdir()
+            inputs.mkdir()
+            check_dataset_readable(task.dataset_path)
+            spec = materialize_inputs(task.spec, task.inputs, inputs)
+            result = {**execute(spec, task.dataset_path, str(out), on_progress),
                       "torch_threads": torch.get_num_threads()}
+            product = pack_folder(result, out)
     except Exception as exc:  # noqa: BLE001 - every failure of one run is recorded, the study goes on
         disk = _disk_problem(exc)
         if disk is not None:
             where = f" ({disk.filename})" if disk.filename else ""
             return RunOutcome(task.run_id, False, error=f"cannot write run artifacts: {disk.strerror}{where}",
                               details=traceback.format_exc(), fatal=True)
+        if isinstance(exc, DatasetUnreadable):
+            return RunOutcome(task.run_id, False, error=str(exc), details=traceback.format_exc())
         message = str(exc) or type(exc).__name__
         return RunOutcome(task.run_id, False, error=f"{type(exc).__name__}: {message}", details=traceback.format_exc())
     finally:
         torch.set_num_threads(previous)
-    return RunOutcome(task.run_id, True, result=result)
+    return RunOutcome(task.run_id, True, product=product)
 
 
 class LocalExecutor:
@@ -106,6 +149,10 @@ class LocalExecutor:
             on_start(task)
             callback = None if on_progress is None else (lambda info, rid=task.run_id: on_progress(rid, info))
             yield run_task(task, self.execute, callback, self.torch_threads)
+
+    def parallel(self) -> int:
+        """How many runs execute at once."""
+        return 1
 
 
 class DaskExecutor:
@@ -130,9 +177,10 @@ class DaskExecutor:
 
         if self.scheduler:
             try:
-                return Client(self.scheduler, timeout="20s"), None
-            except OSError as exc:
-                raise UserError(f"cannot reach the Dask scheduler: {exc}", self.scheduler) from exc
+                return Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"), None
+            except OSError as exc:  # distributed's message spans lines and repeats the address
+                raise UserError(f"cannot reach the Dask scheduler within {CONNECT_TIMEOUT_S} s",
+                                self.scheduler) from exc
         # A worker that dies mid-run makes the scheduler re-run its task; bound that.
         # Dask's default worker environment sets MALLOC_TRIM_THRESHOLD_, which switches off glibc's
         # adaptive mmap threshold: every tensor-sized allocation then becomes an mmap and page
@@ -143,6 +191,17 @@ class DaskExecutor:
             cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=40)
             return Client(cluster), cluster
+
+    def parallel(self) -> int:
+        """How many runs execute at once: the local cluster's workers, or the scheduler's worker threads
+        now (connecting to it, so a scheduler that does not answer is reported before anything else)."""
+        if not self.scheduler:
+            return self.workers
+        client, _ = self._connect()
+        try:
+            return max(1, sum(client.nthreads().values()))
+        finally:
+            client.close()
 
     def run(self, tasks: Iterable[RunTask], on_start: Callable[[RunTask], None],
             on_progress: Callable[[str, dict], None] | None = None,

@@ -20,6 +20,9 @@ class SilentView:
     def status(self, message: str) -> None:
         pass
 
+    def estimate(self, estimate) -> None:
+        """The study's wall-time estimate (slicebudget.study.estimate), told before the runs start."""
+
     def begin(self, total: int, done: int, failed: int) -> None:
         pass
 
@@ -36,6 +39,18 @@ class SilentView:
         pass
 
 
+def eta_seconds(elapsed: float, finished_now: int, remaining: int, estimate: float | None) -> float | None:
+    """Seconds left: the pace of the runs finished in this session once there is one, before that the
+    estimate less the time spent (None when there is neither)."""
+    if remaining <= 0:
+        return 0.0
+    if finished_now > 0:
+        return elapsed / finished_now * remaining
+    if estimate is not None:
+        return max(0.0, estimate - elapsed)
+    return None
+
+
 class RichView(SilentView):
     """A rich progress bar: runs done of total, elapsed, ETA, and what the current run is doing."""
 
@@ -46,23 +61,44 @@ class RichView(SilentView):
         self._progress = None
         self._task = None
         self._current: dict[str, str] = {}
+        self._estimate: float | None = None
+        self._counted_before = 0
 
     def status(self, message: str) -> None:
         self.console.print(f"[dim]{message}[/dim]")
 
+    def estimate(self, estimate) -> None:
+        self._estimate = estimate.seconds
+        self.console.print(estimate.describe())
+
+    def _eta_text(self, task):
+        from rich.text import Text
+
+        from slicebudget.study.estimate import clock
+
+        seconds = eta_seconds(task.elapsed or 0.0, int(task.completed) - self._counted_before,
+                              int(task.total - task.completed), self._estimate)
+        return Text("ETA " + ("-:--" if seconds is None else clock(seconds)), style="progress.remaining")
+
     def begin(self, total: int, done: int, failed: int) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, RenderableColumn, SpinnerColumn,
+                                   TextColumn, TimeElapsedColumn)
 
         if done or failed:
             self.console.print(f"{done} of {total} runs already done, {failed} failed earlier")
+        view = self
+
+        class EtaColumn(RenderableColumn):
+            def render(self, task):
+                return view._eta_text(task)
+
         self._progress = Progress(
             SpinnerColumn(), TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
-            console=self.console, transient=False,
+            EtaColumn(), TextColumn("{task.fields[current]}"), console=self.console, transient=False,
         )
         self._progress.start()
-        # Already-finished runs count as done but not in the speed estimate, so the ETA is honest.
+        # Already-finished runs count as done but not in the pace, so the ETA is honest.
+        self._counted_before = done + failed
         self._task = self._progress.add_task("runs", total=total, completed=done + failed, current="")
 
     def _show(self) -> None:

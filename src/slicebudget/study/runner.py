@@ -9,13 +9,20 @@ Study folder layout::
       study.sqlite          the store (one row per run, see slicebudget.study.store)
       config.resolved.yaml  the validated config with the dataset resolved, and the split used
       data/phantom-<hash>/  a generated phantom dataset (when the config asks for one)
-      runs/<run_id>/        results.csv, selection.json, model.pt, run.json of finished runs
+      runs/<run_id>/        results.csv, selection.json, run.json of finished runs (model.pt, nmsw.pt
+                            only with ``checkpoints``)
+      adapted/              the study's adapted sli2vol model (``model: adapt``), made by the driver
       logs/<run_id>.txt     the traceback of a run's last failure
       report.html, summary.json, ...   written by slicebudget.report
 
 Resume: the same command skips finished runs. Rows left 'running' by a runner that died (even by
 SIGKILL: the OS drops its lock) go back to 'pending'; failed runs rerun only with ``retry_failed``.
-Ctrl-C puts the interrupted runs back to 'pending' and removes their half-written artifacts.
+Ctrl-C puts the interrupted runs back to 'pending'.
+
+Only this process (the driver) writes the study folder: a run, in-process or on a Dask worker, hands
+back a :class:`~slicebudget.study.product.RunProduct` and the driver unpacks it into
+``runs/<run_id>/`` atomically. Files a run reads besides the dataset travel with its task (see
+:func:`worker_task`), so a worker needs read access to the dataset folder and nothing else.
 """
 
 from __future__ import annotations
@@ -25,7 +32,6 @@ import os
 import shutil
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,7 @@ from pathlib import Path
 from slicebudget.errors import UserError
 from slicebudget.study.config import StudyConfig, load_config
 from slicebudget.study.executors import ExecuteFn, RunOutcome, RunTask, make_executor
+from slicebudget.study.product import INPUT_PREFIX, pack
 from slicebudget.study.grid import DatasetInfo, check_feasible, describe_dataset, expand_grid, short_hash
 from slicebudget.study.store import StudyStore
 
@@ -154,32 +161,94 @@ class StudyOutcome:
     executed: int = 0
     failed_now: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    estimate: object = None  # the StudyEstimate printed before the runs (None when nothing ran)
+    run_seconds: float = 0.0  # wall time of the runs alone (what the estimate predicts)
 
 
-def _default_execute() -> ExecuteFn:
+def _default_execute(checkpoints: bool = False) -> ExecuteFn:
+    import functools
+
     from slicebudget.study.execute_run import execute_run
 
-    return execute_run
+    return functools.partial(execute_run, checkpoints=True) if checkpoints else execute_run
 
 
-def _worker_spec(spec: dict, config_path: Path) -> dict:
-    """The spec a worker gets: the hashed spec with file paths made absolute (not part of the id)."""
-    weights = spec["model"].get("weights_path")
-    if not weights:
-        return spec
-    return {**spec, "model": {**spec["model"], "weights_path": str((config_path.parent / weights).resolve())}}
-
-
-def _install(tmp: Path, final: Path) -> None:
-    """Rename a finished run's folder into place (replacing leftovers of an earlier attempt)."""
+def _read_input(path: Path, what: str) -> bytes:
     try:
-        if final.exists():
-            old = final.with_name(f".old-{uuid.uuid4().hex[:8]}-{final.name}")
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, final)
+        return pack(path.read_bytes())
     except OSError as exc:
-        raise UserError(f"cannot move the run's artifacts into place: {exc.strerror}", final) from exc
+        raise UserError(f"cannot read the {what}: {exc.strerror}", path) from exc
+
+
+def worker_task(record: dict, config_path: Path, dataset_path: Path, adapted: Path | None = None) -> RunTask:
+    """The task a worker gets for a stored run: its spec, with every file it reads besides the dataset
+    (a model's ``weights_path`` relative to the config, a sli2vol model file, the study's adapted
+    model ``adapted``) shipped as an input and named ``@input/<name>`` (neither is part of the id)."""
+    from slicebudget.propagation.registry import parse_method_spec
+    from slicebudget.study.adapt import ADAPT
+    from slicebudget.study.config import OFF
+
+    spec, inputs = record["spec"], {}
+    weights = spec["model"].get("weights_path")
+    if weights:
+        path = (config_path.parent / weights).resolve()
+        inputs["weights" + "".join(path.suffixes)] = _read_input(path, "model weights")
+        spec = {**spec, "model": {**spec["model"], "weights_path": INPUT_PREFIX + "weights" + "".join(path.suffixes)}}
+    if spec["interpolation"] != OFF:
+        method, params = parse_method_spec(spec["interpolation"])
+        if "model" in params:
+            path = adapted if params["model"] == ADAPT else Path(params["model"]).resolve()
+            inputs["propagation.pt"] = _read_input(path, "propagation model")
+            params["model"] = INPUT_PREFIX + "propagation.pt"
+            spec = {**spec, "interpolation": ":".join([method, *(f"{k}={v}" for k, v in params.items())])}
+    return RunTask(record["run_id"], spec, str(dataset_path), inputs)
+
+
+def _adapt_if_asked(records: list[dict], study_dir: Path, dataset_path: Path, view) -> Path | None:
+    """The study's adapted sli2vol model, made here in the driver before any run that asks for it
+    (``model: adapt``) is dispatched; None when no pending run asks."""
+    from slicebudget.propagation.registry import parse_method_spec
+    from slicebudget.study.adapt import ADAPT, adapted_model
+    from slicebudget.study.config import OFF
+    from slicebudget.study.execute_run import PROCESS_CACHE
+    from slicebudget.study.run_spec import RunSpec
+
+    wanting = [r for r in records if r["spec"]["interpolation"] != OFF
+               and parse_method_spec(r["spec"]["interpolation"])[1].get("model") == ADAPT]
+    if not wanting:
+        return None
+    spec = RunSpec.of(wanting[0]["spec"])
+    prepared = PROCESS_CACHE.get(dataset_path, spec)
+    view.status("adapting the sli2vol model to the study's training images (once per study)")
+    return adapted_model(study_dir, lambda c: prepared.case(c).image[0], spec.split.train,
+                         spec.dataset.fingerprint, len(prepared.normalizations), spec.training.device)
+
+
+def _estimate(store: StudyStore, config_path: Path, dataset_path: Path, adapted: Path | None, runner,
+              parallel: int, view):
+    """Time a short probe of each model on the real data and tell the view the study's wall time."""
+    from slicebudget.study.estimate import estimate_study
+    from slicebudget.study.executors import run_task
+
+    tasks = [worker_task(r, config_path, dataset_path, adapted) for r in store.runs(status="pending")]
+    if not tasks:
+        return None
+    view.status("timing probe: a few training iterations and one inference per model on the real data")
+    estimate = estimate_study(tasks, parallel,
+                              lambda task, on_progress: run_task(task, runner.execute, on_progress, runner.torch_threads))
+    if estimate is not None:
+        view.estimate(estimate)
+        store.set_meta("estimate", {"runs": estimate.runs, "parallel": estimate.parallel, "seconds": estimate.seconds,
+                                    "probe_seconds": estimate.probe_seconds})
+    return estimate
+
+
+def _install_product(study_dir: Path, run_id: str, outcome: RunOutcome) -> None:
+    """Unpack a finished run's artefacts into ``runs/<run_id>/`` atomically (replacing leftovers)."""
+    from slicebudget.io import atomic_dir
+
+    with atomic_dir(study_dir / "runs" / run_id, overwrite=True) as tmp:
+        outcome.product.write_into(tmp)
 
 
 def run_study(
@@ -191,6 +260,7 @@ def run_study(
     scheduler: str | None = None,
     retry_failed: bool = False,
     threads: int | None = None,
+    checkpoints: bool = False,
     execute: ExecuteFn | None = None,
     write_report: Callable[[Path], object] | None = None,
     view=None,
@@ -199,6 +269,8 @@ def run_study(
     """Run (or resume) the study of ``config_path``; see the module docstring.
 
     ``execute`` replaces :func:`slicebudget.study.execute_run.execute_run` (tests inject a fake);
+    ``checkpoints``: keep each run's trained weights (model.pt, nmsw.pt) in its folder; off by
+    default, since they are most of what a run ships back and nothing downstream reads them;
     ``write_report(study_dir)`` runs at the end, still under the study lock (None: no report);
     ``view`` gets progress events (see ``cli.study_cmds``).
     ``threads``: torch threads per run (None: torch's default in-process, 1 per Dask worker); CPU
@@ -210,7 +282,7 @@ def run_study(
     from slicebudget.study.progress import SilentView
 
     view = view or SilentView()
-    runner = make_executor(executor, execute or _default_execute(), workers, scheduler, threads)
+    runner = make_executor(executor, execute or _default_execute(checkpoints), workers, scheduler, threads)
     config_path = Path(config_path)
     config = load_config(config_path)
     study_dir = Path(study_dir) if study_dir is not None else default_study_dir(config_path)
@@ -219,6 +291,7 @@ def run_study(
     except OSError as exc:
         raise UserError(f"cannot create the study folder: {exc.strerror}", study_dir) from exc
     started = time.perf_counter()
+    parallel = runner.parallel()  # connects to a --scheduler now: one that does not answer is told first
     if dataset is None and not isinstance(config.dataset, str):  # refuse before generating a phantom
         phantom = config.dataset.phantom
         check_feasible(config, phantom.cases, phantom.shape[0], config_path)
@@ -242,9 +315,14 @@ def run_study(
             _clean_temporaries(study_dir / "runs")
             if design is not None:
                 design(store, info, set(), 0)  # no worker free: checks its settings before any progress shows
-            outcome = _execute_pending(store, study_dir, config_path, dataset_path, runner, view,
+            adapted = _adapt_if_asked(store.runs(status="pending"), study_dir, dataset_path, view)
+            estimate = None
+            if execute is None:  # a real study (a fake ``execute`` in tests has nothing worth timing)
+                estimate = _estimate(store, config_path, dataset_path, adapted, runner, parallel, view)
+            outcome = _execute_pending(store, study_dir, config_path, dataset_path, adapted, runner, view,
                                        None if design is None else (lambda busy, free: design(store, info, busy, free)))
             outcome.counts = store.counts()
+            outcome.estimate = estimate
         outcome.seconds = time.perf_counter() - started
         if write_report is not None:  # under the lock: no second runner rewrites it meanwhile
             view.status("writing the report")
@@ -261,8 +339,8 @@ def _clean_temporaries(runs_dir: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, dataset_path: Path, runner,
-                     view, design: Callable[[set[str], int], list[str]] | None = None) -> StudyOutcome:
+def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, dataset_path: Path,
+                     adapted: Path | None, runner, view, design: Callable[[set[str], int], list[str]] | None = None) -> StudyOutcome:
     runs_dir = study_dir / "runs"
     try:
         runs_dir.mkdir(exist_ok=True)
@@ -271,17 +349,14 @@ def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, data
     records = {r["run_id"]: r for r in store.runs()}
 
     def task_for(r: dict) -> RunTask:
-        return RunTask(r["run_id"], _worker_spec(r["spec"], config_path), str(dataset_path),
-                       str(runs_dir / f".tmp-{r['run_id']}-{uuid.uuid4().hex[:6]}"))
+        return worker_task(r, config_path, dataset_path, adapted)
 
     tasks = [task_for(r) for r in store.runs(status="pending")] if design is None else []
-    by_id = {t.run_id: t for t in tasks}
     refill = None
     if design is not None:
         def refill(free: int) -> list[RunTask]:
             pending = {r["run_id"]: r for r in store.runs(status="pending")}
             chosen = [task_for(pending[i]) for i in design(set(in_flight), free) if i in pending]
-            by_id.update((t.run_id, t) for t in chosen)
             return chosen
 
     owner = f"pid {os.getpid()} on {socket.gethostname()}"
@@ -298,11 +373,12 @@ def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, data
     def on_progress(run_id: str, info: dict) -> None:
         view.progress(records[run_id], info)
 
+    started = time.perf_counter()
     stream = runner.run(tasks, on_start, on_progress, refill) if refill is not None else runner.run(
         tasks, on_start, on_progress)
     try:
         for result in stream:
-            _record_outcome(store, study_dir, by_id[result.run_id], result)
+            _record_outcome(store, study_dir, result)
             in_flight.discard(result.run_id)
             outcome.executed += 1
             if not result.ok:
@@ -312,29 +388,27 @@ def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, data
         # Ctrl-C, a fatal disk error or a crash of the driver: nothing is left marked 'running'.
         stream.close()  # stops a Dask cluster now, not whenever the generator is collected
         for run_id in in_flight:
-            shutil.rmtree(by_id[run_id].run_dir, ignore_errors=True)
             try:
                 store.mark_pending(run_id)
             except UserError:
                 pass  # the store itself is what failed; the next runner resets the row anyway
         view.end()
+    outcome.run_seconds = time.perf_counter() - started
     return outcome
 
 
-def _record_outcome(store: StudyStore, study_dir: Path, task: RunTask, result: RunOutcome) -> None:
-    tmp = Path(task.run_dir)
+def _record_outcome(store: StudyStore, study_dir: Path, result: RunOutcome) -> None:
     if result.ok:
-        _install(tmp, study_dir / "runs" / task.run_id)
-        store.mark_done(task.run_id, result.result)
+        _install_product(study_dir, result.run_id, result)
+        store.mark_done(result.run_id, result.product.result)
         return
-    shutil.rmtree(tmp, ignore_errors=True)
     if result.fatal:
-        store.mark_pending(task.run_id)
+        store.mark_pending(result.run_id)
         raise UserError(result.error, study_dir)
-    store.mark_failed(task.run_id, result.error)
+    store.mark_failed(result.run_id, result.error)
     if result.details:
         try:
             (study_dir / "logs").mkdir(exist_ok=True)
-            (study_dir / "logs" / f"{task.run_id}.txt").write_text(result.details)
+            (study_dir / "logs" / f"{result.run_id}.txt").write_text(result.details)
         except OSError:
             pass  # the error text is in the store already; the traceback is a convenience
