@@ -92,3 +92,14 @@ def test_shallow_unet_builds_with_a_smaller_stride_and_keeps_any_input_size():
     # the shallow network is really smaller: the decoder is narrower
     decoder = lambda m: sum(p.numel() for p in m.network.decoder.parameters())  # noqa: E731
     assert decoder(shallow) < decoder(default) / 4
+
+
+def test_building_a_2d_model_prints_no_third_party_import_warning():
+    """timm (under smp) warns about torch.jit.interface on import; a study must not print that to users."""
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('always'); "
+            "from slicebudget.models.smp_zoo import build_smp_model; build_smp_model('unet', 1, 2)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "torch.jit.interface" not in result.stderr

@@ -19,6 +19,8 @@ Two adjustments to the library's networks, both small:
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -58,6 +60,16 @@ def _replace_pooling_batchnorm(network: nn.Module) -> None:
                     module[index] = nn.GroupNorm(num_groups=min(32, channels), num_channels=channels)
 
 
+def _import_smp():
+    """segmentation_models_pytorch, imported without the FutureWarning timm's HRNet module raises on
+    import (``torch.jit.interface`` is deprecated): it is about code we never call, and every study
+    printed it to the user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.interface` is deprecated", category=FutureWarning)
+        import segmentation_models_pytorch as smp
+    return smp
+
+
 def build_smp_model(
     architecture: str,
     in_channels: int,
@@ -70,8 +82,7 @@ def build_smp_model(
     ``encoder`` defaults to ``resnet18`` for the CNNs and ``mit_b0`` for SegFormer; any smp encoder
     name is accepted for the CNNs (resnet18 and resnet34 are the ones the study uses).
     """
-    import segmentation_models_pytorch as smp
-
+    smp = _import_smp()
     if architecture not in SMP_ARCHITECTURES:
         raise UserError(f"unknown smp architecture {architecture!r}; valid: {', '.join(SMP_ARCHITECTURES)}")
     if architecture == "segformer":
