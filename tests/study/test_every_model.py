@@ -55,5 +55,7 @@ def test_every_registered_model_trains_from_a_study_config(tmp_path, tiny_datase
     assert set(nmsw["backbone_inputs"].values()) == {2} and set(sw["backbone_inputs"].values()) == {9}
     assert set(by_label["unet"]["backbone_inputs"].values()) == {8}
     assert by_label["unet"]["inferer"] == "slices"
+    # the report's run-cost table shows that recorded inferer, not the config's 3D default
+    assert {r["model"]: r["inference"] for r in records}["unet"] == "slices"
     assert {key: nmsw["nmsw_training"][key] for key in RECIPE_KEYS} == recipe_facts(iterations=2)
     assert sw["nmsw_training"] is None

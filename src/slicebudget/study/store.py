@@ -248,6 +248,15 @@ class StudyStore:
         return out
 
 
+def _inferer(model: dict, result: dict) -> str:
+    """What predicted the run's test cases: the inferer the run recorded; for runs stored before that
+    record existed, ``slices`` for a 2D model (it never used the configured 3D inferer) or the config's."""
+    recorded = (result.get("prediction") or {}).get("inferer")
+    if recorded:
+        return recorded
+    return "slices" if int(model["dims"]) == 2 else model.get("inference", {}).get("name", "sliding_window")
+
+
 def _record(row: sqlite3.Row) -> dict:
     spec = json.loads(row["spec"])
     result = json.loads(row["result"]) if row["result"] else {}
@@ -258,7 +267,7 @@ def _record(row: sqlite3.Row) -> dict:
         "model": model.get("display_name", model["name"]),
         "model_name": model["name"],
         "encoder": model.get("encoder"),
-        "inference": model.get("inference", {}).get("name", "sliding_window"),
+        "inference": _inferer(model, result),
         "dims": int(model["dims"]),
         "policy": policy_label(spec["policy"]),
         "density": float(spec["density"]),
