@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from slicebudget.errors import UserError
-from slicebudget.study.config import load_config, policy_label, policy_parts
+from slicebudget.study.choices import policy_label, policy_parts
+from slicebudget.study.config import load_config
 from slicebudget.study.runner import run_study
 from slicebudget.study.store import StudyStore
 

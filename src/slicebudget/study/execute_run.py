@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slicebudget.study.config import OFF, policy_parts
+from slicebudget.study.choices import OFF, policy_parts
 from slicebudget.study.run_spec import RunSpec
 from slicebudget.study.store import json_safe
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from slicebudget.errors import UserError
-from slicebudget.study.config import OFF, StudyConfig
+from slicebudget.study.choices import OFF
+from slicebudget.study.config import StudyConfig
 
 SPEC_SCHEMA = 1
 RUN_ID_LENGTH = 12

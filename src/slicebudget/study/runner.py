@@ -186,7 +186,7 @@ def worker_task(record: dict, config_path: Path, dataset_path: Path, adapted: Pa
     model ``adapted``) shipped as an input and named ``@input/<name>`` (neither is part of the id)."""
     from slicebudget.propagation.registry import parse_method_spec
     from slicebudget.study.adapt import ADAPT
-    from slicebudget.study.config import OFF
+    from slicebudget.study.choices import OFF
 
     spec, inputs = record["spec"], {}
     weights = spec["model"].get("weights_path")
@@ -209,7 +209,7 @@ def _adapt_if_asked(records: list[dict], study_dir: Path, dataset_path: Path, vi
     (``model: adapt``) is dispatched; None when no pending run asks."""
     from slicebudget.propagation.registry import parse_method_spec
     from slicebudget.study.adapt import ADAPT, adapted_model
-    from slicebudget.study.config import OFF
+    from slicebudget.study.choices import OFF
     from slicebudget.study.execute_run import PROCESS_CACHE
     from slicebudget.study.run_spec import RunSpec
 

@@ -61,7 +61,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from slicebudget.errors import UserError
-from slicebudget.study.config import policy_label
+from slicebudget.study.choices import policy_label
 
 STATUSES = ("pending", "running", "done", "failed")
 STORE_NAME = "study.sqlite"
