@@ -195,7 +195,7 @@ class ReplayBench:
             "budgets": self.budgets, "unit": self.unit, "seeds": len(self.replays),
             "runs_used": {"min": int(runs.min()), "median": float(np.median(runs)), "max": int(runs.max()),
                           "share_of_grid_median": float(np.median(runs)) / self.grid_runs},
-            "stops": {stop: sum(r.stop == stop for r in self.replays) for stop in {r.stop for r in self.replays}},
+            "stops": {stop: sum(r.stop == stop for r in self.replays) for stop in sorted({r.stop for r in self.replays})},
             "regret": {},
             "seeds_met": self.seeds_met,
             "target": (f"regret <= {REGRET_TOLERANCE} at every budget with <= {RUN_SHARE:.0%} of the grid's runs "
