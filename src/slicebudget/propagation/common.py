@@ -69,6 +69,10 @@ class Propagator(Protocol):
     may leave human slices to :func:`slicebudget.propagation.propagate`, which restores them exactly.
     """
 
+    # The provenance of the slices the method itself fills (a fallback may mark some otherwise:
+    # sli2vol's chains are ``learned``, its shape-interpolation fallback ``interpolation``).
+    fills_as: str = INTERPOLATION
+
     def propagate(
         self, image: np.ndarray, annotation: SparseAnnotation, progress: ProgressCallback | None = None
     ) -> PropagationResult: ...
