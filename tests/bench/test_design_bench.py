@@ -8,7 +8,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from slicebudget.bench.design import Replay, _compare, bench_replay, replay_once
+from slicebudget.bench.design import (
+    Replay,
+    _compare,
+    bench_replay,
+    redrawn_repeats,
+    reference_stability,
+    replay_once,
+)
 from slicebudget.bench.planning import synthetic_runs, write_synthetic_study
 from slicebudget.cli.main import main
 from slicebudget.design import stop
@@ -46,6 +53,28 @@ def test_a_design_given_every_run_reaches_the_full_grids_plan(records, monkeypat
     assert len({p.run_id for p in replay.order}) == len(records)
 
 
+def test_redrawn_repeats_draw_whole_repeats_shared_by_every_cell(records):
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        copy = redrawn_repeats(records, rng)
+        assert len(copy) == len(records)
+        for slot in range(3):
+            origins = {r["run_id"].rsplit("-", 1)[1].split("~")[0] for r in copy if r["repeat"] == slot}
+            assert len(origins) == 1  # every cell of a slot comes from the same original repeat
+        assert len({r["run_id"] for r in copy}) == len(copy)
+
+
+@pytest.mark.parametrize("repeat_sd, stable", [(0.002, True), (0.1, False)])
+def test_reference_stability_is_one_when_repeats_agree_and_falls_when_they_move_the_plan(repeat_sd, stable):
+    budgets = [17.0, 36.0, 76.0]
+    runs = synthetic_runs(densities=(0.1, 0.2, 0.3, 0.5), fractions=(0.25, 0.5, 0.75, 1.0), repeats=3,
+                          repeat_sd=repeat_sd, residual_sd=repeat_sd / 4, seed=0)
+    plans, truth = current_plans(runs, budgets, "slices", COSTS)
+    shares = reference_stability(runs, plans, truth, budgets, "slices", COSTS, replicates=10)
+    assert set(shares) == set(budgets) and all(0.0 <= v <= 1.0 for v in shares.values())
+    assert (min(shares.values()) == 1.0) == stable
+
+
 def test_target_arithmetic():
     ok = Replay(0, 14, "run limit", {1.0: 0.01, 2.0: -0.001}, {1.0: False, 2.0: True}, {}, {1.0: 0.0, 2.0: 0.0})
     assert ok.met(48)  # 14 <= 0.3 * 48 and regret <= 0.01 everywhere
@@ -57,12 +86,14 @@ def test_bench_design_prints_runs_regret_and_the_target(records, tmp_path, capsy
     study = write_synthetic_study(tmp_path / "full", records)
     out = tmp_path / "replays.json"
     assert main(["bench", "design", "--reference", str(study), "--seeds", "2", "--budgets", "36",
-                 "--json", str(out)]) == 0
+                 "--stability", "4", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "seed 1:" in text and "budget 36 slices: regret median" in text and "target (" in text
+    assert "on 4 copies with its repeats redrawn: within 0.01 of itself in 36: " in text
     data = json.loads(out.read_text())
     assert data["seeds"] == 2 and data["grid_runs"] == 48 and data["max_runs"] == 14
     assert all(r["runs_used"] <= 14 for r in data["replays"])
+    assert set(data["reference_stability"]) == {"36"}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -79,7 +110,7 @@ def test_bad_input_is_one_line(records, tmp_path, capsys, args, message):
 
 def test_synthetic_reference_is_written_once_and_replayed(tmp_path, capsys):
     folder = tmp_path / "syn"
-    assert main(["bench", "design", "--synthetic", str(folder), "--seeds", "1", "--budgets", "36"]) == 0
+    assert main(["bench", "design", "--synthetic", str(folder), "--seeds", "1", "--budgets", "36", "--stability", "0"]) == 0
     assert (folder / "study.sqlite").is_file() and "(48 runs)" in capsys.readouterr().out
     assert main(["bench", "design", "--seeds", "1"]) == 2
     assert "give one of --reference" in capsys.readouterr().err

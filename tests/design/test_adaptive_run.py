@@ -49,11 +49,54 @@ def test_adaptive_run_stops_at_the_limit_or_settled_and_logs_why(adaptive_config
     assert f"Stopped after {stop['runs_done']} runs" in html and 'id="plan"' in html
 
 
-def test_adaptive_run_with_dask_keeps_both_workers_busy(adaptive_config, tmp_path):
+def test_dask_keeps_both_workers_busy_and_resumes_after_a_sigkill_mid_batch(adaptive_config, tmp_path):
+    """The driver and its two Dask workers die by SIGKILL (the whole process group) with a run in
+    flight; the same design resumed with Dask loses nothing, runs nothing twice and stops."""
+    import os
+    import signal
+    import sqlite3
+    import time
+
     out = tmp_path / "study"
-    outcome, design = _run(adaptive_config(), out, max_runs=10, executor="dask", workers=2)
-    counts, log, stop, _ = _state(out)
-    assert counts["done"] == outcome.executed == len(log) <= 10 and stop is not None
+    config = adaptive_config()
+    script = SURFACE_EXECUTE + textwrap.dedent(f"""
+        import time
+        from slicebudget.design.adaptive import AdaptiveSettings, StudyDesign
+        from slicebudget.study.runner import run_study
+        def execute(spec, dataset_path, run_dir, on_progress=None):
+            time.sleep(1.0)  # long enough for the test to kill the driver with a run in flight
+            return surface_execute(spec, dataset_path, run_dir, on_progress)
+        design = StudyDesign(AdaptiveSettings([12.0], "slices", 12, 0), {str(out)!r}, batch=2)
+        run_study({str(config)!r}, {str(out)!r}, execute=execute, write_report=None, design=design,
+                  executor="dask", workers=2, threads=1)
+    """)
+    driver = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def statuses() -> list[str]:
+        try:
+            with sqlite3.connect(f"file:{out / 'study.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
+                return [row[0] for row in conn.execute("SELECT status FROM runs WHERE active = 1")]
+        except sqlite3.OperationalError:
+            return []  # not created yet
+
+    try:
+        deadline = time.monotonic() + 240
+        while statuses().count("done") < 8:  # past the 7-run start: the design's own picks are running
+            assert driver.poll() is None, driver.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "the Dask driver did not finish 8 runs in 240 s"
+            time.sleep(0.02)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its workers, mid-batch
+        driver.communicate(timeout=60)
+    counts, log, _, done_before = _state(out)
+    assert 8 <= counts["done"] < 12 and counts["running"] >= 1
+    outcome, design = _run(config, out, max_runs=12, executor="dask", workers=2)
+    counts, log, stop, done = _state(out)
+    assert {r["run_id"] for r in done_before} <= {r["run_id"] for r in done}  # nothing lost
+    assert counts["running"] == 0 and counts["done"] == len(done_before) + outcome.executed <= 12
+    assert len(log) == len({e["run_id"] for e in log}) == counts["done"]  # a cut-off run is logged once
+    assert stop is not None and design.stop == stop["stop"]
     # a worker that finishes gets the next run while the other still runs: no one waits for a batch
     assert any(entry["in_flight"] == 1 for entry in log) and max(e["in_flight"] for e in log) <= 1
 

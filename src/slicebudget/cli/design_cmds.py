@@ -35,12 +35,14 @@ def bench_design_command(
     max_runs: int = typer.Option(None, "--max-runs", min=1, help="Run limit of each design (default: 30% of "
                                                                   "the grid's runs)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Runs proposed per step (free workers)."),
+    stability: int = typer.Option(100, "--stability", min=0, help="Repeat redraws of the full grid behind the "
+                                                                  "reference's own stability per budget (0: skip)."),
     json_out: Path = typer.Option(None, "--json", help="Also write every replay as JSON here."),
 ):
     """Replay adaptive designs against a full study: runs used and regret per target budget."""
     from rich.console import Console
 
-    from slicebudget.bench.design import REGRET_TOLERANCE, bench_replay, reference_runs
+    from slicebudget.bench.design import REGRET_TOLERANCE, SEED_SHARE, bench_replay, reference_runs
     from slicebudget.design.candidates import candidate_from_record, check_budgets, check_run_limit, default_budgets
     from slicebudget.planning.plan import study_costs
 
@@ -72,7 +74,7 @@ def bench_design_command(
         console.print(f"  seed {replay.seed}: {replay.runs_used} runs ({replay.stop}); regret {regrets} "
                       f"(random design: {random})")
 
-    result = bench_replay(runs, targets, unit, costs, seeds, max_runs, batch, str(reference), on_seed)
+    result = bench_replay(runs, targets, unit, costs, seeds, max_runs, batch, str(reference), on_seed, stability)
     summary = result.summary()
     console.print(f"full grid's plans: " + "; ".join(f"{b}: {t}" for b, t in summary["reference_plans"].items()))
     used = summary["runs_used"]
@@ -84,6 +86,14 @@ def bench_design_command(
                       f"max {row['max']:.4f}; within {REGRET_TOLERANCE} in {row['within_tolerance']}/{seeds} seeds; "
                       f"same plan in {row['same_plan']}/{seeds}; random design with as many runs: median "
                       f"{row['random_median']:.4f}, within {REGRET_TOLERANCE} in {row['random_within_tolerance']}/{seeds}")
+    if result.stability:
+        console.print(f"the full grid's own plan, refitted (form choice included) on {stability} copies with its "
+                      f"repeats redrawn: within {REGRET_TOLERANCE} of itself in "
+                      + ", ".join(f"{b:g}: {v:.0%}" for b, v in result.stability.items()))
+        shaky = [f"{b:g}" for b, v in result.stability.items() if v < SEED_SHARE]
+        if shaky:
+            console.print(f"  at {', '.join(shaky)} {unit} the full grid's plan is not settled by its own runs (below "
+                          f"{SEED_SHARE:.0%}): a design of fewer of its runs is not expected to reach it more often")
     cal = summary["calibration"]
     console.print(f"stop rule's calibration: P >= 0.9 said at {cal['said_settled']} of {cal['of']} (seed, budget) "
                   f"pairs; there the plan was the full grid's in {cal['same_plan']} and within {REGRET_TOLERANCE} "

@@ -11,6 +11,9 @@ A new campaign is one more repeat: its IoU is the surface plus a repeat effect w
 the study's repeats disagreed more (small budgets). That SD is modelled as log sigma linear in
 log n and log k over the cells with two or more runs, clipped to the range the cells showed, so the
 intervals are prediction intervals for a new campaign, not confidence intervals for the fit alone.
+The surface's form may also miss the true IoU at a point by more than its bootstrap shows; that
+form error (:mod:`slicebudget.planning.formerror`) is shared by every campaign at the point, so
+unlike the repeat effect it does not shrink when several campaigns are averaged.
 """
 
 from __future__ import annotations
@@ -64,6 +67,14 @@ def replicate_cell_means(iou: np.ndarray, wr: np.ndarray, wc: np.ndarray) -> np.
     return full[None, :] + (means - full[None, :]) * (np.sqrt(repeats / (repeats - 1)) if repeats > 1 else 1.0)
 
 
+def bootstrap_targets(obs: Observations, replicates: int, seed: int, cases: bool = True) -> np.ndarray:
+    """(B, cells) cell means of ``replicates`` resamples of repeats and cases (paired across cells);
+    ``cases=False`` resamples repeats only, given the study's test cases."""
+    rng = np.random.default_rng(seed)
+    wr, wc = resample_counts(len(obs.repeats), len(obs.cases), replicates, rng, cases)
+    return replicate_cell_means(obs.iou, wr, wc)
+
+
 @dataclass(frozen=True)
 class RepeatNoise:
     """SD of one campaign's IoU around the surface: exp(u + v log n + w log k), clipped."""
@@ -111,11 +122,16 @@ class Predictive:
     expected: np.ndarray  # (P,) point fit, clipped to [0, 1]
     surfaces: np.ndarray  # (B, P) bootstrap replicates of the surface
     sd: np.ndarray        # (P,) SD of one campaign around the surface
+    form_sd: np.ndarray | float = 0.0  # SD of the surface form's error at each point (all campaigns share it)
+
+    def spread(self, campaigns: float = 1.0) -> np.ndarray:
+        """(P,) SD of the mean of ``campaigns`` new campaigns around a bootstrap surface."""
+        return np.sqrt(np.square(self.form_sd) + np.square(self.sd) / np.asarray(campaigns, float))
 
     def draws(self, campaigns: float = 1.0) -> np.ndarray:
         """(B * Z, P) draws of the mean IoU of ``campaigns`` new campaigns, clipped to [0, 1]."""
         z = normal_quantiles()
-        out = self.surfaces[:, None, :] + z[None, :, None] * (self.sd / np.sqrt(campaigns))[None, None, :]
+        out = self.surfaces[:, None, :] + z[None, :, None] * self.spread(campaigns)[None, None, :]
         return np.clip(out.reshape(-1, self.surfaces.shape[1]), 0.0, 1.0)
 
     def interval(self, coverage: float, campaigns: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -128,8 +144,9 @@ class Predictive:
         from scipy.special import ndtr
 
         out = np.zeros(self.surfaces.shape[1])
+        spread = np.broadcast_to(self.spread(), out.shape)
         # Points whose best surface stays 2 SD under the target have P < 2.3%: left at 0, which spares
         # most of a large search the normal CDF.
-        near = np.flatnonzero(self.surfaces.max(axis=0) >= target - 2.0 * self.sd)
-        out[near] = ndtr((self.surfaces[:, near] - target) / self.sd[None, near]).mean(axis=0)
+        near = np.flatnonzero(self.surfaces.max(axis=0) >= target - 2.0 * spread)
+        out[near] = ndtr((self.surfaces[:, near] - target) / spread[None, near]).mean(axis=0)
         return out

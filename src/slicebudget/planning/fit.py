@@ -123,3 +123,12 @@ def refit_held_out(form: Form, obs: Observations, cell: int, targets: np.ndarray
     at = training_inputs(obs.subset(keep))
     fit = fit_grid(form, at, np.atleast_2d(targets)[:, keep], weights[keep])
     return fit.predict(obs.n[cell], obs.k[cell], obs.level[cell])[:, 0]
+
+
+def loco_predictions(form: Form, obs: Observations, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(replicates, cells) leave-one-cell-out predictions: the closed form, refitting the folds it
+    cannot do (a cell that alone supports a parameter)."""
+    pred = loco_grid(form, training_inputs(obs), targets, weights)
+    for cell in np.flatnonzero(np.isnan(pred).any(axis=0)):
+        pred[:, cell] = refit_held_out(form, obs, int(cell), targets, weights)
+    return pred

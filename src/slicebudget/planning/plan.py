@@ -273,7 +273,7 @@ def plan_surface(surface: Surface, check: SelfCheck, budget: float, unit: str = 
         surface={"form": surface.form.name, "formula": surface.form.formula, "n_cells": obs.n_cells,
                  "n_runs": int(obs.n_runs().sum()), "n_cases": len(obs.cases), "per_case": obs.per_case,
                  "levels": [level.label for level in obs.levels], "studied": surface.studied_range(),
-                 "replicates": int(surface.replicates.coef.shape[0])},
+                 "replicates": int(surface.replicates.coef.shape[0]), "form_sd": float(np.sqrt(surface.form_var))},
     )
 
 

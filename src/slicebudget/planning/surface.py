@@ -6,14 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slicebudget.planning.bootstrap import (
-    Predictive,
-    RepeatNoise,
-    repeat_noise,
-    replicate_cell_means,
-    resample_counts,
-)
+from slicebudget.planning.bootstrap import Predictive, RepeatNoise, bootstrap_targets, repeat_noise
 from slicebudget.planning.fit import Fit, cell_weights, fit_grid, training_inputs
+from slicebudget.planning.formerror import form_variance
 from slicebudget.planning.forms import Form
 from slicebudget.planning.observations import Observations
 
@@ -30,6 +25,7 @@ class Surface:
     point: Fit
     replicates: Fit
     noise: RepeatNoise
+    form_var: float = 0.0  # variance of the form's error at a point (``formerror``)
 
     @property
     def form(self) -> Form:
@@ -39,7 +35,7 @@ class Surface:
         expected = np.clip(self.point.predict(n, k, level)[0], 0.0, 1.0)
         surfaces = self.replicates.predict(n, k, level)
         n_b, k_b = np.broadcast_arrays(np.asarray(n, float), np.asarray(k, float))
-        return Predictive(expected, surfaces, self.noise.sd(n_b.ravel(), k_b.ravel()))
+        return Predictive(expected, surfaces, self.noise.sd(n_b.ravel(), k_b.ravel()), float(np.sqrt(self.form_var)))
 
     def reach(self, factor: float = REACH) -> tuple[int, int, int, int]:
         """(n_min, n_max, k_min, k_max): the studied range widened by ``factor`` each way."""
@@ -57,19 +53,13 @@ class Surface:
         return {"n": (float(n.min()), float(n.max())), "k": (float(k.min()), float(k.max()))}
 
 
-def bootstrap_targets(obs: Observations, replicates: int, seed: int, cases: bool = True) -> np.ndarray:
-    """(B, cells) cell means of ``replicates`` resamples of repeats and cases (paired across cells);
-    ``cases=False`` resamples repeats only, given the study's test cases."""
-    rng = np.random.default_rng(seed)
-    wr, wc = resample_counts(len(obs.repeats), len(obs.cases), replicates, rng, cases)
-    return replicate_cell_means(obs.iou, wr, wc)
-
-
 def fit_surface(obs: Observations, form: Form, replicates: int = REPLICATES, seed: int = 0,
                 cases: bool = True) -> Surface:
-    """Fit ``form`` to the cell means (point fit) and to ``replicates`` bootstrap resamples."""
+    """Fit ``form`` to the cell means (point fit) and to ``replicates`` bootstrap resamples, with the
+    variance of its form error estimated from the same cells' held-out residuals."""
     at = training_inputs(obs)
     weights = cell_weights(obs)
     # one profile over the exponent grid for the point fit (row 0) and every replicate
     both = fit_grid(form, at, np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases)]), weights)
-    return Surface(obs, both.rows(slice(0, 1)), both.rows(slice(1, None)), repeat_noise(obs))
+    return Surface(obs, both.rows(slice(0, 1)), both.rows(slice(1, None)), repeat_noise(obs),
+                   form_variance(obs, form, seed=seed))
