@@ -7,6 +7,8 @@ imports the others):
 - ``ellipsoid_volume``: one noisy ellipsoid, (1, D, H, W) image + labels (training);
 - ``ellipse_case``: a 2D ellipse or 3D ellipsoid as torch tensors (model contract);
 - ``cored_ball_labels``: a ball with a class-2 core, labels only (NMSW training).
+
+``write_voxel`` hands out :func:`set_voxel`, which breaks one voxel of an image file on disk.
 """
 
 from __future__ import annotations
@@ -96,6 +98,25 @@ def make_blob():
 @pytest.fixture(scope="session")
 def make_blob_case():
     return ellipse_case
+
+
+def set_voxel(path, index: tuple[int, int, int], value) -> None:
+    """Rewrite the image file at ``path`` with the voxel at ``index`` (numpy order: slice, row,
+    column) set to ``value``; geometry and pixel type are kept. For tests that break a dataset."""
+    import SimpleITK as sitk
+
+    image = sitk.ReadImage(str(path))
+    array = sitk.GetArrayFromImage(image)
+    array[index] = value
+    changed = sitk.GetImageFromArray(array)
+    changed.CopyInformation(image)
+    sitk.WriteImage(changed, str(path))
+
+
+@pytest.fixture(scope="session")
+def write_voxel():
+    """:func:`set_voxel` (a fixture: test modules cannot import conftest)."""
+    return set_voxel
 
 
 # NMSW's one training recipe (slicebudget.training.nmsw.train_nmsw_recipe): the facts a study's and

@@ -75,34 +75,18 @@ def test_label_with_other_shape_is_warned_and_excluded(copy):
     assert "shape" in report.warnings[0].message
 
 
-def test_undeclared_label_value_is_fatal(copy):
+def test_undeclared_label_value_is_fatal(copy, write_voxel):
     label = copy / "labelsTr" / "case_0002.nii.gz"
-
-    def add_seven(image):
-        array = sitk.GetArrayFromImage(image)
-        array[0, 0, 0] = 7
-        out = sitk.GetImageFromArray(array)
-        out.CopyInformation(image)
-        return out
-
-    _rewrite(label, add_seven)
+    write_voxel(label, (0, 0, 0), 7)
     report = check_dataset(copy)
     assert not report.ok
     (fatal,) = report.fatal
     assert fatal.path == str(label) and "[7]" in fatal.message
 
 
-def test_nan_image_is_fatal(copy):
+def test_nan_image_is_fatal(copy, write_voxel):
     image_path = copy / "imagesTr" / "case_0000_0000.nii.gz"
-
-    def add_nan(image):
-        array = sitk.GetArrayFromImage(image)
-        array[1, 2, 3] = np.nan
-        out = sitk.GetImageFromArray(array)
-        out.CopyInformation(image)
-        return out
-
-    _rewrite(image_path, add_nan)
+    write_voxel(image_path, (1, 2, 3), np.nan)
     report = check_dataset(copy)
     assert not report.ok
     assert report.fatal[0].path == str(image_path) and "NaN" in report.fatal[0].message

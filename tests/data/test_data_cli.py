@@ -70,14 +70,9 @@ def test_check_clean_dataset_exits_zero_and_writes_json(phantom_dir, tmp_path, c
     assert report["normalization"]["modality"] == "ct"
 
 
-def test_check_undeclared_label_exits_one_naming_the_file(phantom_dir, capsys):
+def test_check_undeclared_label_exits_one_naming_the_file(phantom_dir, capsys, write_voxel):
     label = phantom_dir / "labelsTr" / "case_0000.nii.gz"
-    image = sitk.ReadImage(str(label))
-    array = sitk.GetArrayFromImage(image)
-    array[0, 0, 0] = 5
-    bad = sitk.GetImageFromArray(array)
-    bad.CopyInformation(image)
-    sitk.WriteImage(bad, str(label))
+    write_voxel(label, (0, 0, 0), 5)
     capsys.readouterr()
     assert main(["data", "check", str(phantom_dir)]) == 1
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("fatal:")]

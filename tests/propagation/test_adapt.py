@@ -92,7 +92,7 @@ def test_a_run_with_model_adapt_gets_the_studys_adapted_model_shipped_with_its_t
 
     from slicebudget.study.execute_run import propagation_settings
     from slicebudget.study.product import materialize_inputs
-    from slicebudget.study.runner import worker_task
+    from slicebudget.study.tasks import worker_task
 
     adapted = tmp_path / "study" / "adapted" / "sli2vol-ab.pt"
     adapt_and_save([make_blob(depth=8, size=24, seed=s)[0] for s in (0, 1)], adapted, QUICK, ["blobs"],

@@ -75,7 +75,7 @@ def test_provenance_names_every_slice(case, outcome):
     assert set(result.provenance) <= set(PROVENANCES)
     assert list(result.provenance[ANNOTATED]) == ["human"] * len(ANNOTATED)
     assert not np.any(result.provenance[~annotation.annotated] == "human")
-    expected = {"sli2vol": "learned", "nearest": "nearest"}.get(method, "interpolation")
+    expected = PROPAGATORS[method].fills_as
     assert list(result.provenance[[8, 9, 10]]) == [expected] * 3
     # Nothing is written behind the empty slice 14: left empty by the method, or by sli2vol's stop rule.
     assert set(result.provenance[[15, 16, 18, 19]]) <= {"none", "stopped"}

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from slicebudget.cli.main import main
 from slicebudget.io import open_dataset, read_labels, read_volume
@@ -102,17 +101,12 @@ def test_already_sparse_dataset_is_refused(capsys, tmp_path, dense_dataset):
     assert code == 2 and "ignore" in captured.err
 
 
-def test_undeclared_label_value_is_reported(capsys, tmp_path, dense_dataset):
+def test_undeclared_label_value_is_reported(capsys, tmp_path, dense_dataset, write_voxel):
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(dense_dataset, copy)
     for label_file in sorted((copy / "labelsTr").glob("*.nii.gz")):
-        image = sitk.ReadImage(str(label_file))
-        array = sitk.GetArrayFromImage(image)
-        array[0, 0, 0] = 9
-        bad = sitk.GetImageFromArray(array)
-        bad.CopyInformation(image)
-        sitk.WriteImage(bad, str(label_file))
+        write_voxel(label_file, (0, 0, 0), 9)
     code, captured = sparsify(capsys, copy, tmp_path / "out")
     assert code == 2 and "not declared" in captured.err and "labelsTr" in captured.err

@@ -9,7 +9,8 @@ import sqlite3
 import pytest
 
 from slicebudget.errors import UserError
-from slicebudget.study.runner import StudyLock, lock_holder, run_study
+from slicebudget.study.folder import StudyLock, lock_holder
+from slicebudget.study.runner import run_study
 from slicebudget.study.store import StudyStore
 
 from .conftest import FakeExecute  # noqa: TID252

@@ -48,7 +48,8 @@ def run(
     from slicebudget.report import write_report
     from slicebudget.study.config import load_config
     from slicebudget.study.progress import RichView
-    from slicebudget.study.runner import default_study_dir, run_study
+    from slicebudget.study.folder import default_study_dir
+    from slicebudget.study.runner import run_study
 
     if scheduler and executor != "dask":
         executor = "dask"
@@ -96,7 +97,7 @@ def status(study_dir: Path = typer.Argument(..., help="A study folder written by
 
     from slicebudget.cli.console import output_console
     from slicebudget.study.progress import describe_run
-    from slicebudget.study.runner import lock_holder
+    from slicebudget.study.folder import lock_holder
     from slicebudget.study.store import STATUSES, StudyStore
 
     with StudyStore(study_dir) as store:

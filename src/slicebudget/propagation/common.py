@@ -69,6 +69,10 @@ class Propagator(Protocol):
     may leave human slices to :func:`slicebudget.propagation.propagate`, which restores them exactly.
     """
 
+    # The provenance of the slices the method itself fills (a fallback may mark some otherwise:
+    # sli2vol's chains are ``learned``, its shape-interpolation fallback ``interpolation``).
+    fills_as: str = INTERPOLATION
+
     def propagate(
         self, image: np.ndarray, annotation: SparseAnnotation, progress: ProgressCallback | None = None
     ) -> PropagationResult: ...
@@ -171,15 +175,28 @@ def fill_inner_gaps(
     annotated slices, and between two slices annotated as empty, nothing is filled (``none``).
     """
     labels, confidence, sources = start_result(annotation)
-    gaps = [g for g in find_gaps(annotation.annotated) if g.before is not None and g.after is not None]
+    gaps = inner_gaps(annotation)
     for done, gap in enumerate(gaps):
         filled = fill_gap(annotation.labels[gap.before], annotation.labels[gap.after], gap.after - gap.before)
+        labels[gap.first : gap.last + 1] = filled
+        report(progress, done + 1, len(gaps))
+    return interpolated_result(annotation, labels, confidence, sources, provenance)
+
+
+def inner_gaps(annotation: SparseAnnotation) -> list[Gap]:
+    """The gaps bounded by annotated slices on both sides, in slice order."""
+    return [g for g in find_gaps(annotation.annotated) if g.before is not None and g.after is not None]
+
+
+def interpolated_result(annotation: SparseAnnotation, labels: np.ndarray, confidence: np.ndarray,
+                        sources: np.ndarray, provenance: str = INTERPOLATION) -> PropagationResult:
+    """An interpolator's result once its labels are written: every inner gap's slices get
+    :func:`interpolation_confidence` and ``provenance`` (``none`` between two slices annotated as empty)."""
+    for gap in inner_gaps(annotation):
         both_empty = is_empty(annotation, gap.before) and is_empty(annotation, gap.after)
-        for offset, j in enumerate(gap.slices):
-            labels[j] = filled[offset]
+        for j in gap.slices:
             confidence[j] = interpolation_confidence(annotation, gap, j)
             sources[j] = NONE if both_empty else provenance
-        report(progress, done + 1, len(gaps))
     return PropagationResult(labels, confidence, sources, confidence.copy())
 
 

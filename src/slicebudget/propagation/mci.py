@@ -6,14 +6,10 @@ import numpy as np
 
 from slicebudget.errors import UserError
 from slicebudget.propagation.common import (
-    INTERPOLATION,
-    NONE,
     Propagator,
     ProgressCallback,
     PropagationResult,
-    find_gaps,
-    interpolation_confidence,
-    is_empty,
+    interpolated_result,
     report,
     start_result,
 )
@@ -61,14 +57,7 @@ class MorphologicalContourPropagator(Propagator):
             target = labels[lo : hi + 1]
             target[(filled > 0) & ~annotation.annotated[lo : hi + 1, None, None]] = c
             report(progress, done + 1, len(runs))
-        for gap in find_gaps(annotation.annotated):
-            if gap.before is None or gap.after is None:
-                continue
-            both_empty = is_empty(annotation, gap.before) and is_empty(annotation, gap.after)
-            for j in gap.slices:
-                confidence[j] = interpolation_confidence(annotation, gap, j)
-                provenance[j] = NONE if both_empty else INTERPOLATION
-        return PropagationResult(labels, confidence, provenance, confidence.copy())
+        return interpolated_result(annotation, labels, confidence, provenance)
 
 
 def _runs_with_class(annotated: np.ndarray, present: np.ndarray, c: int) -> list[tuple[int, int]]:

@@ -25,9 +25,11 @@ class NearestSlicePropagator(Propagator):
     Confidence follows :func:`~slicebudget.propagation.common.interpolation_confidence`.
     """
 
+    fills_as = NEAREST
+
     def propagate(self, image: np.ndarray, annotation: SparseAnnotation,
                   progress: ProgressCallback | None = None) -> PropagationResult:
-        return fill_inner_gaps(annotation, copy_nearer, progress, NEAREST)
+        return fill_inner_gaps(annotation, copy_nearer, progress, self.fills_as)
 
 
 def copy_nearer(lower: np.ndarray, upper: np.ndarray, width: int) -> np.ndarray:

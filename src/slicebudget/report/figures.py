@@ -34,6 +34,13 @@ def _new_figure(panels: int, min_width: float = 7.5) -> tuple[Figure, list]:
     return figure, axes
 
 
+def _panel_per_dims(frame: pd.DataFrame) -> tuple[Figure, list[tuple[object, int, pd.DataFrame]]]:
+    """A figure with one panel per dimensionality in ``frame`` (ascending): (axis, dims, its rows)."""
+    dims_present = sorted(frame["dims"].unique())
+    figure, axes = _new_figure(len(dims_present))
+    return figure, [(axis, dims, frame.loc[frame["dims"] == dims]) for axis, dims in zip(axes, dims_present)]
+
+
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
@@ -89,12 +96,10 @@ def dense_drop_heatmap(drop: pd.DataFrame) -> bytes | None:
     """Fig. 1: IoU minus the dense baseline for each (rho, s), averaged over models, one panel per dims."""
     if drop.empty:
         return None
-    dims_present = sorted(drop["dims"].unique())
-    figure, axes = _new_figure(len(dims_present))
+    figure, panels = _panel_per_dims(drop)
     limit = max(float(drop["drop"].abs().max()), 1e-3)
     image = None
-    for axis, dims in zip(axes, dims_present):
-        table = drop.loc[drop["dims"] == dims]
+    for axis, dims, table in panels:
         n_models = table["model"].nunique()
         grid = table.pivot_table(index="density", columns="volume_fraction", values="drop", aggfunc="mean")
         grid = grid.sort_index(ascending=False)
@@ -109,7 +114,7 @@ def dense_drop_heatmap(drop: pd.DataFrame) -> bytes | None:
             if np.isfinite(value):
                 axis.text(column, row, f"{value:+.3f}", ha="center", va="center", fontsize=8,
                           color="white" if abs(value) > 0.6 * limit else "black")
-    figure.colorbar(image, ax=axes, label="IoU minus dense baseline")
+    figure.colorbar(image, ax=[axis for axis, _, _ in panels], label="IoU minus dense baseline")
     figure.suptitle("Change in IoU against the densely annotated baseline")
     return _png(figure)
 
@@ -118,11 +123,9 @@ def policy_deltas(deltas: pd.DataFrame) -> bytes | None:
     """Fig. 5: each policy's IoU minus the mean over policies, as boxes with the points on top."""
     if deltas.empty:
         return None
-    dims_present = sorted(deltas["dims"].unique())
-    figure, axes = _new_figure(len(dims_present))
+    figure, panels = _panel_per_dims(deltas)
     jitter = np.random.default_rng(0)  # fixed seed: the same data always draw the same picture
-    for axis, dims in zip(axes, dims_present):
-        table = deltas.loc[deltas["dims"] == dims]
+    for axis, dims, table in panels:
         policies = sorted(table["policy"].unique())
         samples = [table.loc[table["policy"] == p, "delta"].to_numpy(float) for p in policies]
         axis.boxplot(samples, showfliers=False)
@@ -147,10 +150,8 @@ def interpolation_bars(by_density: pd.DataFrame) -> bytes | None:
     """
     if by_density.empty:
         return None
-    dims_present = sorted(by_density["dims"].unique())
-    figure, axes = _new_figure(len(dims_present))
-    for axis, dims in zip(axes, dims_present):
-        table = by_density.loc[by_density["dims"] == dims]
+    figure, panels = _panel_per_dims(by_density)
+    for axis, dims, table in panels:
         densities = sorted(table["density"].unique())
         methods = sorted(table["method"].unique())
         width = 0.8 / len(methods)

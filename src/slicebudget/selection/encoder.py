@@ -8,6 +8,8 @@ Training is seeded (torch's RNG is forked, so the caller's RNG state is untouche
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from slicebudget.errors import UserError
@@ -33,26 +35,17 @@ def _build_autoencoder(size: int, n_features: int, channels: tuple[int, int, int
     return encoder, decoder
 
 
+@dataclass(eq=False)
 class ConvEncoderFeatures:
     """Bottleneck features of a conv autoencoder trained on the thumbnails (``steps`` Adam steps)."""
 
     name = "encoder"
-
-    def __init__(
-        self,
-        thumbnail_size: int = 64,
-        n_features: int = 32,
-        steps: int = 60,
-        batch_size: int = 32,
-        learning_rate: float = 3e-3,
-        n_threads: int = 1,
-    ):
-        self.thumbnail_size = thumbnail_size
-        self.n_features = n_features
-        self.steps = steps
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.n_threads = n_threads
+    thumbnail_size: int = 64
+    n_features: int = 32
+    steps: int = 60
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    n_threads: int = 1
 
     def fit_transform(self, thumbnails: np.ndarray, seed: int) -> np.ndarray:
         import torch

@@ -13,6 +13,8 @@ it is fitted on exactly the slices it describes (one volume, or the pooled slice
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from slicebudget.errors import UserError
@@ -46,6 +48,7 @@ def slice_thumbnails(volume: np.ndarray, size: int) -> np.ndarray:
     return thumbs / np.float32(std) if std > 0 else thumbs
 
 
+@dataclass(eq=False)
 class IntensityPCAFeatures:
     """Downsampled intensities reduced by PCA fitted on the slices being described.
 
@@ -56,11 +59,9 @@ class IntensityPCAFeatures:
     """
 
     name = "intensity"
-
-    def __init__(self, thumbnail_size: int = 32, n_features: int = 32, n_threads: int | None = 1):
-        self.thumbnail_size = thumbnail_size
-        self.n_features = n_features
-        self.n_threads = n_threads
+    thumbnail_size: int = 32
+    n_features: int = 32
+    n_threads: int | None = 1
 
     def fit_transform(self, thumbnails: np.ndarray, seed: int) -> np.ndarray:
         from threadpoolctl import threadpool_limits

@@ -8,7 +8,8 @@ Submodules import torch, SimpleITK and Dask only inside the functions that need 
 """
 
 from slicebudget.study.config import StudyConfig, load_config, parse_config
-from slicebudget.study.runner import StudyLock, default_study_dir, lock_holder, run_study
+from slicebudget.study.folder import StudyLock, default_study_dir, lock_holder
+from slicebudget.study.runner import run_study
 from slicebudget.study.store import STATUSES, StudyStore
 
 __all__ = [

@@ -117,7 +117,7 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
-        _check_model(self.name, self.dims, self.encoder, self.params)
+        _check_model(self.name, self.dims, self.factory_params)
         if self.inference.name != "sliding_window" and self.dims != 3:
             raise ValueError(f"inference {self.inference.name} is for 3D models")
         if self.patch_size is not None:
@@ -128,6 +128,11 @@ class ModelConfig(_Strict):
         if self.dims == 3 and self.patch_size is None:
             raise ValueError("a 3D model needs patch_size (D, H, W)")
         return self
+
+    @property
+    def factory_params(self) -> dict[str, Any]:
+        """The keyword arguments the model factory gets: ``params``, and ``encoder`` where one is set."""
+        return {**self.params, **({"encoder": self.encoder} if self.encoder else {})}
 
     @property
     def display_name(self) -> str:
@@ -247,14 +252,14 @@ class StudyConfig(_Strict):
         return self
 
 
-def _check_model(name: str, dims: int, encoder: str | None, params: dict) -> None:
-    """Name, dims and parameters, checked by the model registry itself."""
+def _check_model(name: str, dims: int, params: dict) -> None:
+    """Name, dims and the factory's parameters, checked by the model registry itself."""
     from slicebudget.models import check_model_arguments
 
     if "seed" in params or "weights_path" in params:
         raise ValueError("set weights_path beside name, not in params; the study sets the seed")
     try:
-        check_model_arguments(name, dims, {**params, **({"encoder": encoder} if encoder else {})})
+        check_model_arguments(name, dims, params)
     except UserError as exc:
         raise ValueError(exc.message) from None
 

@@ -8,10 +8,8 @@ records the message. The spec arrives as JSON and is read as a typed :class:`Run
 
 Choices worth knowing:
 
-- Normalisation: one MIST-style normalisation per dataset, fitted on the training cases (never the
-  test cases), the same for every run so that runs differ only in what the grid varies. It is fitted
-  once and kept in a :class:`DatasetCache`, as are the normalised images (a study reuses them in
-  every run); by default one cache per process, so a Dask worker reuses it across its runs.
+- Normalisation: one MIST-style normalisation per dataset, fitted on the training cases only and
+  kept with the normalised cases between runs (:mod:`slicebudget.study.prepared`).
 - Validation (model selection) uses annotated data only: ``round(val_fraction * n_chosen)`` of the
   chosen volumes (at most all but one; none when only one volume is chosen) are held out, drawn with
   the run's training seed, so paired runs hold out the same volumes. A held-out volume is scored on
@@ -29,111 +27,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from slicebudget.study.choices import OFF, policy_parts
+from slicebudget.study.prepared import PROCESS_CACHE, DatasetCache, FirstChannel, PreparedDataset
 from slicebudget.study.run_spec import RunSpec
+from slicebudget.study.scoring import ProgressFn, inferer_for_run, prediction_record, score
 from slicebudget.study.store import json_safe
 
-ProgressFn = Callable[[dict], None]
-METRICS = ("iou", "dice", "hd95", "surface_dice")
 CHECKPOINTS = ("model.pt", "nmsw.pt")  # shipped back and kept only when a study asks for them
-
-
-@dataclass(frozen=True)
-class CaseData:
-    image: np.ndarray  # normalised (C, D, H, W) float32
-    label: np.ndarray  # dense (D, H, W) ints
-    spacing: tuple[float, float, float]
-
-
-@dataclass(eq=False)
-class PreparedDataset:
-    """A dataset opened with its normalisation; cases are loaded and normalised once, on demand."""
-
-    dataset: object
-    normalizations: list
-    cases_: dict[str, CaseData] = field(default_factory=dict)
-
-    def case(self, case_id: str) -> CaseData:
-        if case_id not in self.cases_:
-            loaded = self.dataset.load_case(case_id)
-            if loaded.label is None:
-                raise ValueError(f"case {case_id} has no label file; a study needs dense labels")
-            image = np.stack([n.apply(v.array) for n, v in zip(self.normalizations, loaded.images)])
-            self.cases_[case_id] = CaseData(image.astype(np.float32, copy=False), np.asarray(loaded.label.array),
-                                            tuple(float(s) for s in loaded.images[0].spacing))
-        return self.cases_[case_id]
-
-
-class _FirstChannel(Mapping):
-    """case id -> normalised channel 0 (D, H, W), loaded lazily: what the selection policies see."""
-
-    def __init__(self, prepared: PreparedDataset, case_ids):
-        self._prepared, self._ids = prepared, list(case_ids)
-
-    def __getitem__(self, case_id: str) -> np.ndarray:
-        if case_id not in self._ids:
-            raise KeyError(case_id)
-        return self._prepared.case(case_id).image[0]
-
-    def __iter__(self):
-        return iter(self._ids)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-
-class DatasetCache:
-    """Prepared datasets (opened, normalisation fitted, normalised cases) kept between runs.
-
-    Keyed by (dataset folder, fingerprint, training cases); the least recently used of more than
-    ``max_entries`` datasets is dropped.
-    """
-
-    def __init__(self, max_entries: int = 2):
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple, PreparedDataset] = OrderedDict()
-
-    def get(self, dataset_path: str | Path, spec: RunSpec) -> PreparedDataset:
-        key = (str(dataset_path), spec.dataset.fingerprint, spec.split.train)
-        if key in self._entries:
-            self._entries.move_to_end(key)
-        else:
-            self._entries[key] = _prepare(str(dataset_path), spec.split.train)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        return self._entries[key]
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-# One per process: the runs a process executes (in-process, or on one Dask worker) share it.
-PROCESS_CACHE = DatasetCache()
-
-
-def _prepare(dataset_path: str, train_ids: tuple[str, ...]) -> PreparedDataset:
-    """Open the dataset and fit its normalisation on the training cases."""
-    from slicebudget.data.preprocess import fit_normalization
-    from slicebudget.io import open_dataset
-
-    dataset = open_dataset(dataset_path)
-    train_cases = [dataset.case(cid) for cid in train_ids]
-    norms = [fit_normalization(dataset, channel=c, cases=train_cases) for c in range(len(dataset.channel_names))]
-    return PreparedDataset(dataset, norms)
 
 
 def propagation_settings(spec: RunSpec, prepared: PreparedDataset) -> tuple[str, dict]:
     """(method, parameters) of the run's interpolation; a model file is checked against the image
     channels. ``model=adapt`` never reaches a run: the study runner adapts the model once, in the
-    driver, and ships the file with each task (see :func:`slicebudget.study.runner.worker_task`)."""
+    driver, and ships the file with each task (see :func:`slicebudget.study.tasks.worker_task`)."""
     from slicebudget.propagation.registry import parse_method_spec
     from slicebudget.propagation.sli2vol.model_io import check_model_channels
     from slicebudget.study.adapt import ADAPT
@@ -166,22 +78,6 @@ def interpolation_iou(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], cl
                             class_ids)
 
 
-def _model_params(spec: RunSpec) -> dict:
-    params = dict(spec.model.params)
-    if spec.model.encoder:
-        params["encoder"] = spec.model.encoder
-    return params
-
-
-def _case_summary(metrics: dict[str, float], class_names: list[str]) -> dict[str, float]:
-    """Per-case means over foreground classes, added beside the per-class values."""
-    out = dict(metrics)
-    for m in METRICS:
-        values = [metrics[f"{c}_{m}"] for c in class_names]
-        out[m] = float(np.mean(values))
-    return out
-
-
 def select_for_run(spec: RunSpec | dict, dataset_path: str, cache: DatasetCache | None = None):
     """The run's SelectionPlan (volumes and slices to annotate); a pure function of the spec."""
     from slicebudget.selection import get_policy, plan_selection
@@ -189,7 +85,7 @@ def select_for_run(spec: RunSpec | dict, dataset_path: str, cache: DatasetCache 
     spec = RunSpec.of(spec)
     prepared = (cache or PROCESS_CACHE).get(dataset_path, spec)
     name, params, scope = policy_parts(spec.policy)
-    return plan_selection(_FirstChannel(prepared, spec.split.train), get_policy(name, **params), spec.density,
+    return plan_selection(FirstChannel(prepared, spec.split.train), get_policy(name, **params), spec.density,
                           spec.volume_fraction, seed=spec.selection_seed, scope=scope)
 
 
@@ -269,7 +165,7 @@ def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, run_di
 
 def train(spec: RunSpec, prepared: PreparedDataset, labels: Labels, run_dir: Path, notify: ProgressFn) -> Trained:
     """3. The registered model, initialised from the run's training seed (paired across policies),
-    trained on the labels; then, for 3D, its inferer (see :func:`_inferer`)."""
+    trained on the labels; then, for 3D, its inferer (see :func:`~slicebudget.study.scoring.inferer_for_run`)."""
     import torch
 
     from slicebudget.models import create_model
@@ -286,101 +182,16 @@ def train(spec: RunSpec, prepared: PreparedDataset, labels: Labels, run_dir: Pat
     )
     in_channels = labels.train_cases[0].image.shape[0]
     model = create_model(spec.model.name, dims, in_channels, spec.n_classes, seed=spec.train_seed,
-                         weights_path=spec.model.weights_path, **_model_params(spec))
+                         weights_path=spec.model.weights_path, **spec.model.factory_params)
     trained = train_model(model, labels.train_cases, labels.val_cases, train_spec, dims, spec.n_classes,
                           on_progress=lambda p: notify({"stage": "train", **p}))
     torch.save({"state_dict": trained.model.state_dict(), "model": spec.model.model_dump(mode="json", by_alias=True),
                 "in_channels": in_channels, "n_classes": spec.n_classes,
                 "normalization": [n.model_dump(mode="json") for n in prepared.normalizations]},
                run_dir / "model.pt")
-    inferer, nmsw_training, nmsw_seconds = _inferer(spec, trained.model, labels.train_cases, run_dir)
+    inferer, nmsw_training, nmsw_seconds = inferer_for_run(spec, trained.model, labels.train_cases, run_dir)
     return Trained(trained.model, inferer, trained.history, float(trained.best_val_dice),
                    float(trained.seconds) + nmsw_seconds, nmsw_training)
-
-
-def _inferer(spec: RunSpec, model, train_cases: list, run_dir: Path):
-    """The inferer for 3D test volumes (None for 2D: predict_case goes slice by slice).
-
-    An inferer that needs an NMSW model (NMSW, random foreground) gets its own global network,
-    trained here around the already trained backbone, which stays frozen (``train_local=False``),
-    so it learns only where to look and how to blend. The config's settings are handed to the
-    inferer where its ``build`` takes them. Returns (inferer, NMSW training facts or None, seconds
-    spent training NMSW).
-    """
-    from slicebudget.inference import build_inferer, get_inferer_class, inferer_parameters
-
-    if spec.model.dims == 2:
-        return None, None, 0.0
-    inference, training = spec.model.inference, spec.training
-    patch = tuple(spec.model.patch_size)
-    network, facts, seconds = model, None, 0.0
-    if get_inferer_class(inference.name).needs_nmsw_model:
-        from slicebudget.models.nmsw import build_nmsw_model, save_nmsw
-        from slicebudget.training.nmsw import train_nmsw_recipe
-
-        nmsw = build_nmsw_model(spec.model.name, train_cases[0].image.shape[0], spec.n_classes, patch,
-                                backbone_params=_model_params(spec), local_net=model, overlap=inference.overlap)
-        trained = train_nmsw_recipe(nmsw, train_cases, inference.iterations or training.iterations,
-                                    seed=spec.train_seed, device=training.device)
-        save_nmsw(trained.model, run_dir / "nmsw.pt", trained.training)
-        network, facts, seconds = trained.model, trained.training, float(trained.seconds)
-    offered = {"overlap": inference.overlap, "k": inference.k, "batch_size": training.batch_size}
-    params = {key: value for key, value in offered.items() if key in inferer_parameters(inference.name)}
-    return build_inferer(inference.name, network, patch, **params), facts, seconds
-
-
-def score(spec: RunSpec, prepared: PreparedDataset, trained: Trained, run_dir: Path,
-          notify: ProgressFn) -> tuple[dict[str, dict[str, float]], float, float, dict]:
-    """4. Predict every dense test case and score it; writes results.csv. Returns (per-case
-    metrics, wall and CPU seconds of inference in all, what predicted: see :func:`prediction_record`)."""
-    from slicebudget.metrics import case_metrics, write_results_csv
-    from slicebudget.models.predict import predict_case
-
-    patch = tuple(spec.model.patch_size) if spec.model.patch_size else None
-    per_case, infer_seconds, infer_cpu, fed = {}, 0.0, 0.0, {}
-    test_ids = spec.split.test
-    for index, case_id in enumerate(test_ids):
-        notify({"stage": "infer", "case": index + 1, "cases": len(test_ids)})
-        data = prepared.case(case_id)
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        with count_inputs(trained.model) as counted:
-            probabilities = predict_case(trained.model, data.image, spec.model.dims, patch,
-                                         batch_size=spec.training.batch_size, inferer=trained.inferer)
-        prediction = probabilities.argmax(axis=0).astype(data.label.dtype, copy=False)
-        infer_seconds += time.perf_counter() - t0
-        infer_cpu += time.process_time() - cpu0
-        fed[case_id] = counted[0]
-        per_case[case_id] = _case_summary(case_metrics(prediction, data.label, data.spacing, spec.classes),
-                                          list(spec.classes))
-    write_results_csv(run_dir / "results.csv", per_case)
-    return per_case, infer_seconds, infer_cpu, prediction_record(trained, fed)
-
-
-@contextmanager
-def count_inputs(network):
-    """Count the inputs (patches, windows or slices) the trained backbone is fed inside the block:
-    ``with count_inputs(model) as counted: ...`` then ``counted[0]``. Measured, not taken from the
-    config, so a run that says NMSW but slid a window over the volume shows it."""
-    counted = [0]
-
-    def hook(_module, inputs, _output):
-        counted[0] += int(inputs[0].shape[0])
-
-    handle = network.register_forward_hook(hook)
-    try:
-        yield counted
-    finally:
-        handle.remove()
-
-
-def prediction_record(trained: Trained, fed: dict[str, int]) -> dict:
-    """Which inferer produced the run's predictions (``slices`` for a 2D model), its K, how many
-    inputs the backbone was fed per test case, and the NMSW training recipe when one was trained."""
-    from slicebudget.inference import registered_name
-
-    name = "slices" if trained.inferer is None else registered_name(trained.inferer)
-    return {"inferer": name, "k": getattr(trained.inferer, "k", None), "backbone_inputs": fed,
-            "nmsw_training": trained.nmsw_training}
 
 
 def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progress: ProgressFn | None = None,
@@ -405,12 +216,12 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
     train_cpu = time.process_time()
     trained = train(spec, prepared, labels, run_dir, notify)
     train_cpu = time.process_time() - train_cpu
-    per_case, infer_seconds, infer_cpu, prediction = score(spec, prepared, trained, run_dir, notify)
+    scores = score(spec, prepared, trained.model, trained.inferer, run_dir, notify)
 
     budget = selection.plan.budget
     chosen = selection.chosen
     result = {
-        "metrics": {**summarize(per_case), "val_dice": trained.best_val_dice},
+        "metrics": {**summarize(scores.per_case), "val_dice": trained.best_val_dice},
         "n_volumes": len(chosen),
         "n_volumes_total": len(spec.split.train),
         "n_train_volumes": len(selection.train_volumes),
@@ -420,12 +231,12 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
         "interp_iou": labels.interp_iou,
         "interp_provenance": labels.interp_provenance,
         "seconds_train": trained.seconds,
-        "seconds_infer_per_case": infer_seconds / max(len(spec.split.test), 1),
+        "seconds_infer_per_case": scores.seconds / max(len(spec.split.test), 1),
         # CPU seconds of this process: on a shared machine, wall seconds measure the neighbours too
         "cpu_seconds_train": train_cpu,
-        "cpu_seconds_infer_per_case": infer_cpu / max(len(spec.split.test), 1),
+        "cpu_seconds_infer_per_case": scores.cpu_seconds / max(len(spec.split.test), 1),
         "seconds_total": time.perf_counter() - started,
-        "prediction": prediction,
+        "prediction": prediction_record(trained.inferer, scores.backbone_inputs, trained.nmsw_training),
     }
     record = json_safe({"spec": spec.to_json(), "result": result, "history": trained.history})
     (run_dir / "run.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -2,34 +2,17 @@
 report writer the caller hands in (the CLI passes ``slicebudget.report.write_report``; the study
 package sits below the report and never imports it).
 
-Study folder layout::
-
-    STUDY_DIR/
-      .lock                 fcntl lock held by the running `budget-study run` (pid inside)
-      study.sqlite          the store (one row per run, see slicebudget.study.store)
-      config.resolved.yaml  the validated config with the dataset resolved, and the split used
-      data/phantom-<hash>/  a generated phantom dataset (when the config asks for one)
-      runs/<run_id>/        results.csv, selection.json, run.json of finished runs (model.pt, nmsw.pt
-                            only with ``checkpoints``)
-      adapted/              the study's adapted sli2vol model (``model: adapt``), made by the driver
-      logs/<run_id>.txt     the traceback of a run's last failure
-      report.html, summary.json, ...   written by slicebudget.report
-
-Resume: the same command skips finished runs. Rows left 'running' by a runner that died (even by
-SIGKILL: the OS drops its lock) go back to 'pending'; failed runs rerun only with ``retry_failed``.
-Ctrl-C puts the interrupted runs back to 'pending'.
+The study folder (layout, lock, run folders) is described in :mod:`slicebudget.study.folder`.
 
 Only this process (the driver) writes the study folder: a run, in-process or on a Dask worker, hands
 back a :class:`~slicebudget.study.product.RunProduct` and the driver unpacks it into
 ``runs/<run_id>/`` atomically. Files a run reads besides the dataset travel with its task (see
-:func:`worker_task`), so a worker needs read access to the dataset folder and nothing else.
+:func:`~slicebudget.study.tasks.worker_task`), so a worker needs read access to the dataset folder and nothing else.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -37,122 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slicebudget.errors import UserError
-from slicebudget.study.config import StudyConfig, load_config
+from slicebudget.study.config import load_config
 from slicebudget.study.executors import ExecuteFn, RunOutcome, RunTask, make_executor
-from slicebudget.study.product import INPUT_PREFIX, pack
-from slicebudget.study.grid import DatasetInfo, check_feasible, describe_dataset, expand_grid, short_hash
+from slicebudget.study.folder import (
+    StudyLock,
+    clean_temporaries,
+    default_study_dir,
+    install_product,
+    resolve_dataset,
+    write_resolved_config,
+)
+from slicebudget.study.grid import DatasetInfo, check_feasible, describe_dataset, expand_grid
 from slicebudget.study.store import StudyStore
-
-LOCK_NAME = ".lock"
-RESOLVED_CONFIG = "config.resolved.yaml"
-DEFAULT_OUT_ROOT = "studies-out"
-
-
-class StudyLock:
-    """An exclusive ``fcntl.flock`` on ``STUDY_DIR/.lock``. The OS releases it when the process dies,
-    so a killed runner never leaves a stale lock; a second runner is refused with a clear line."""
-
-    def __init__(self, study_dir: str | Path):
-        self.path = Path(study_dir) / LOCK_NAME
-        self._handle = None
-
-    def acquire(self) -> StudyLock:
-        try:
-            handle = open(self.path, "a+")
-        except OSError as exc:
-            raise UserError(f"cannot create the study lock: {exc.strerror}", self.path.parent) from exc
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise UserError(f"study folder is in use by another `budget-study run` ({holder}); "
-                            "wait for it to finish or stop it first", self.path.parent) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        self._handle = handle
-        return self
-
-    def release(self) -> None:
-        if self._handle is not None:
-            self._handle.truncate(0)
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
-
-    def __enter__(self) -> StudyLock:
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def lock_holder(study_dir: str | Path) -> str | None:
-    """Who runs the study now ("pid N on host"), or None when nobody holds its lock."""
-    path = Path(study_dir) / LOCK_NAME
-    if not path.exists():
-        return None
-    with open(path) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return handle.read().strip() or "another process"
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
-
-
-def default_study_dir(config_path: str | Path) -> Path:
-    """``./studies-out/<yaml stem>`` under the current folder (outputs stay out of the source tree)."""
-    return Path.cwd() / DEFAULT_OUT_ROOT / Path(config_path).stem
-
-
-def resolve_dataset(config: StudyConfig, config_path: Path, study_dir: Path, override: str | Path | None,
-                    on_status: Callable[[str], None]) -> Path:
-    """The dataset folder: ``override``, else the config's path (relative to the YAML file), else
-    the config's phantom, generated into the study folder when absent."""
-    if override is not None:
-        path = Path(override).resolve()
-    elif isinstance(config.dataset, str):
-        path = (config_path.parent / config.dataset).resolve()
-    else:
-        from slicebudget.data.phantoms import write_phantom_dataset
-
-        spec = config.dataset.phantom
-        path = study_dir / "data" / f"phantom-{spec.task}-{short_hash(spec.model_dump(mode='json'), 8)}"
-        if not (path / "dataset.json").exists():
-            on_status(f"generating the {spec.task} phantom ({spec.cases} + {spec.test_cases} cases) into {path}")
-            write_phantom_dataset(path, spec.task, cases=spec.cases, seed=spec.seed, shape=spec.shape,
-                                  spacing=spec.spacing, test_cases=spec.test_cases, overwrite=True)
-        return path
-    if not path.exists():
-        raise UserError("dataset folder not found", path)
-    return path
-
-
-def _write_resolved_config(study_dir: Path, config: StudyConfig, config_path: Path, dataset_path: Path,
-                           info: DatasetInfo, n_runs: int) -> None:
-    import yaml
-
-    from slicebudget.io import atomic_write
-
-    resolved = {
-        **config.model_dump(mode="json"),
-        "resolved": {
-            "config_file": str(config_path.resolve()),
-            "dataset_path": str(dataset_path),
-            "dataset_fingerprint": info.fingerprint,
-            "train_cases": list(info.train_ids),
-            "test_cases": list(info.test_ids),
-            "test_source": info.test_source,
-            "runs": n_runs,
-        },
-    }
-    with atomic_write(study_dir / RESOLVED_CONFIG) as tmp:
-        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
-
+from slicebudget.study.tasks import adapt_if_asked, worker_task
 
 @dataclass
 class StudyOutcome:
@@ -173,57 +53,6 @@ def _default_execute(checkpoints: bool = False) -> ExecuteFn:
     return functools.partial(execute_run, checkpoints=True) if checkpoints else execute_run
 
 
-def _read_input(path: Path, what: str) -> bytes:
-    try:
-        return pack(path.read_bytes())
-    except OSError as exc:
-        raise UserError(f"cannot read the {what}: {exc.strerror}", path) from exc
-
-
-def worker_task(record: dict, config_path: Path, dataset_path: Path, adapted: Path | None = None) -> RunTask:
-    """The task a worker gets for a stored run: its spec, with every file it reads besides the dataset
-    (a model's ``weights_path`` relative to the config, a sli2vol model file, the study's adapted
-    model ``adapted``) shipped as an input and named ``@input/<name>`` (neither is part of the id)."""
-    from slicebudget.propagation.registry import parse_method_spec
-    from slicebudget.study.adapt import ADAPT
-    from slicebudget.study.choices import OFF
-
-    spec, inputs = record["spec"], {}
-    weights = spec["model"].get("weights_path")
-    if weights:
-        path = (config_path.parent / weights).resolve()
-        inputs["weights" + "".join(path.suffixes)] = _read_input(path, "model weights")
-        spec = {**spec, "model": {**spec["model"], "weights_path": INPUT_PREFIX + "weights" + "".join(path.suffixes)}}
-    if spec["interpolation"] != OFF:
-        method, params = parse_method_spec(spec["interpolation"])
-        if "model" in params:
-            path = adapted if params["model"] == ADAPT else Path(params["model"]).resolve()
-            inputs["propagation.pt"] = _read_input(path, "propagation model")
-            params["model"] = INPUT_PREFIX + "propagation.pt"
-            spec = {**spec, "interpolation": ":".join([method, *(f"{k}={v}" for k, v in params.items())])}
-    return RunTask(record["run_id"], spec, str(dataset_path), inputs)
-
-
-def _adapt_if_asked(records: list[dict], study_dir: Path, dataset_path: Path, view) -> Path | None:
-    """The study's adapted sli2vol model, made here in the driver before any run that asks for it
-    (``model: adapt``) is dispatched; None when no pending run asks."""
-    from slicebudget.propagation.registry import parse_method_spec
-    from slicebudget.study.adapt import ADAPT, adapted_model
-    from slicebudget.study.choices import OFF
-    from slicebudget.study.execute_run import PROCESS_CACHE
-    from slicebudget.study.run_spec import RunSpec
-
-    wanting = [r for r in records if r["spec"]["interpolation"] != OFF
-               and parse_method_spec(r["spec"]["interpolation"])[1].get("model") == ADAPT]
-    if not wanting:
-        return None
-    spec = RunSpec.of(wanting[0]["spec"])
-    prepared = PROCESS_CACHE.get(dataset_path, spec)
-    view.status("adapting the sli2vol model to the study's training images (once per study)")
-    return adapted_model(study_dir, lambda c: prepared.case(c).image[0], spec.split.train,
-                         spec.dataset.fingerprint, len(prepared.normalizations), spec.training.device)
-
-
 def _estimate(store: StudyStore, config_path: Path, dataset_path: Path, adapted: Path | None, runner,
               parallel: int, view):
     """Time a short probe of each model on the real data and tell the view the study's wall time."""
@@ -241,14 +70,6 @@ def _estimate(store: StudyStore, config_path: Path, dataset_path: Path, adapted:
         store.set_meta("estimate", {"runs": estimate.runs, "parallel": estimate.parallel, "seconds": estimate.seconds,
                                     "probe_seconds": estimate.probe_seconds})
     return estimate
-
-
-def _install_product(study_dir: Path, run_id: str, outcome: RunOutcome) -> None:
-    """Unpack a finished run's artefacts into ``runs/<run_id>/`` atomically (replacing leftovers)."""
-    from slicebudget.io import atomic_dir
-
-    with atomic_dir(study_dir / "runs" / run_id, overwrite=True) as tmp:
-        outcome.product.write_into(tmp)
 
 
 def run_study(
@@ -302,7 +123,7 @@ def run_study(
             runs = expand_grid(config, info)
         except UserError as exc:  # name the config, not the dataset, for grid problems
             raise UserError(exc.message, exc.path or config_path) from exc
-        _write_resolved_config(study_dir, config, config_path, dataset_path, info, len(runs))
+        write_resolved_config(study_dir, config, config_path, dataset_path, info, len(runs))
         with StudyStore(study_dir, create=True) as store:
             store.sync_grid(runs)
             store.set_meta("config", config.model_dump(mode="json"))
@@ -312,10 +133,10 @@ def run_study(
                 view.status(f"{interrupted} run(s) were cut off earlier and will run again")
             if retry_failed:
                 store.reset_failed()
-            _clean_temporaries(study_dir / "runs")
+            clean_temporaries(study_dir / "runs")
             if design is not None:
                 design(store, info, set(), 0)  # no worker free: checks its settings before any progress shows
-            adapted = _adapt_if_asked(store.runs(status="pending"), study_dir, dataset_path, view)
+            adapted = adapt_if_asked(store.runs(status="pending"), study_dir, dataset_path, view)
             estimate = None
             if execute is None:  # a real study (a fake ``execute`` in tests has nothing worth timing)
                 estimate = _estimate(store, config_path, dataset_path, adapted, runner, parallel, view)
@@ -328,15 +149,6 @@ def run_study(
             view.status("writing the report")
             write_report(study_dir)
     return outcome
-
-
-def _clean_temporaries(runs_dir: Path) -> None:
-    """Half-written run folders of a runner that died (we hold the lock: nobody else writes them)."""
-    if runs_dir.exists():
-        for leftover in runs_dir.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        for leftover in runs_dir.glob(".old-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, dataset_path: Path,
@@ -399,7 +211,7 @@ def _execute_pending(store: StudyStore, study_dir: Path, config_path: Path, data
 
 def _record_outcome(store: StudyStore, study_dir: Path, result: RunOutcome) -> None:
     if result.ok:
-        _install_product(study_dir, result.run_id, result)
+        install_product(study_dir, result.run_id, result)
         store.mark_done(result.run_id, result.product.result)
         return
     if result.fatal:

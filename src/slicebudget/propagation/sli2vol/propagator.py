@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from slicebudget.errors import UserError
-from slicebudget.propagation.common import ProgressCallback, PropagationResult, Propagator, class_ids
+from slicebudget.propagation.common import LEARNED, ProgressCallback, PropagationResult, Propagator, class_ids
 from slicebudget.propagation.queue import StopRule, propagate_by_chains
 from slicebudget.propagation.sli2vol.edges import edge_profile, normalise_intensity
 from slicebudget.propagation.sli2vol.model_io import load_model
@@ -78,6 +78,8 @@ class Sli2VolPropagator(Propagator):
     Beyond the outermost annotated slices propagation continues until the stop rule ends it, so the
     object's extent there is decided by the image.
     """
+
+    fills_as = LEARNED
 
     def __init__(
         self,

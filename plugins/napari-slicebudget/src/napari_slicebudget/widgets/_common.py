@@ -8,7 +8,7 @@ from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QComboBox, QLabel
+from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QLayout, QVBoxLayout
 
 from slicebudget.errors import UserError
 
@@ -155,6 +155,33 @@ def run_in_thread(owner, fn: Callable, *args, on_done: Callable, what: str, on_f
     return worker
 
 
+def stacked(owner, *items) -> QVBoxLayout:
+    """Lay ``owner`` out top to bottom, one item under the other. An item is a widget, a layout, a
+    tuple of widgets (one row, side by side) or a dict of labelled form rows, each row any of those."""
+    layout = QVBoxLayout(owner)
+    for item in items:
+        part = _part(item)
+        if isinstance(part, QLayout):
+            layout.addLayout(part)
+        else:
+            layout.addWidget(part)
+    return layout
+
+
+def _part(item):
+    if isinstance(item, dict):
+        form = QFormLayout()
+        for label, field in item.items():
+            form.addRow(label, _part(field))
+        return form
+    if isinstance(item, tuple):
+        row = QHBoxLayout()
+        for widget in item:
+            row.addWidget(widget)
+        return row
+    return item
+
+
 def status_label() -> QLabel:
     label = QLabel("")
     label.setWordWrap(True)
@@ -162,4 +189,4 @@ def status_label() -> QLabel:
 
 
 __all__ = ["NEW_LAYER", "Image", "LayerCombo", "Labels", "ProgressRelay", "Relay", "guarded", "layer_with_id",
-           "report", "run_in_thread", "status_label"]
+           "report", "run_in_thread", "stacked", "status_label"]

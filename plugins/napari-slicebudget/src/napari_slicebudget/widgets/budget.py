@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from napari.layers import Labels
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton
-from qtpy.QtWidgets import QSpinBox
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QLineEdit, QPushButton, QSpinBox, QWidget
 
 from slicebudget.errors import UserError
 
 from napari_slicebudget.logic.budget import Study, load_study, pace, recommend, session_costs
-from napari_slicebudget.widgets._common import LayerCombo, guarded, status_label
+from napari_slicebudget.widgets._common import LayerCombo, guarded, stacked, status_label
 from napari_slicebudget.widgets.sessions import find_session, session_of
 
 ANY = "any"
@@ -53,27 +51,10 @@ class BudgetWidget(QWidget):
         # a session starts right after napari inserts its working layer: look once that is done
         self.labels_combo.currentTextChanged.connect(lambda *_: QTimer.singleShot(0, self._depth_from_session))
 
-        row = QHBoxLayout()
-        row.addWidget(self.summary_edit)
-        row.addWidget(browse)
-        row.addWidget(load)
-        form = QFormLayout()
-        form.addRow("study", row)
-        budget_row = QHBoxLayout()
-        budget_row.addWidget(self.budget_spin)
-        budget_row.addWidget(self.unit_combo)
-        form.addRow("budget", budget_row)
-        form.addRow("slices per volume (yours)", self.depth_spin)
-        form.addRow("volumes you have", self.volumes_spin)
-        form.addRow("model dims", self.dims_combo)
-        form.addRow("model", self.model_combo)
-        form.addRow("session", self.labels_combo)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.warning_label)
-        layout.addWidget(self.advice_label)
-        layout.addWidget(self.pace_label)
-        layout.addWidget(refresh)
+        stacked(self, {"study": (self.summary_edit, browse, load), "budget": (self.budget_spin, self.unit_combo),
+                       "slices per volume (yours)": self.depth_spin, "volumes you have": self.volumes_spin,
+                       "model dims": self.dims_combo, "model": self.model_combo, "session": self.labels_combo},
+                self.warning_label, self.advice_label, self.pace_label, refresh)
         self._depth_from_session()
 
     def _session(self):

@@ -17,11 +17,8 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -30,7 +27,7 @@ from slicebudget.errors import UserError
 from napari_slicebudget.logic.export import export_case
 from napari_slicebudget.logic.export_defaults import case_id_for, dataset_defaults, guess_channel, layer_class_names
 from napari_slicebudget.logic.geometry import META_KEY
-from napari_slicebudget.widgets._common import LayerCombo, guarded, run_in_thread, status_label
+from napari_slicebudget.widgets._common import LayerCombo, guarded, run_in_thread, stacked, status_label
 from napari_slicebudget.widgets.session import AnnotationSession
 from napari_slicebudget.widgets.sessions import find_session, require_session, session_of, source_path
 
@@ -60,21 +57,9 @@ class ExportWidget(QWidget):
         self.status = status_label()
         self.last_result = None
 
-        form = QFormLayout()
-        form.addRow("working labels", self.labels_combo)
-        row = QHBoxLayout()
-        row.addWidget(self.folder_edit)
-        row.addWidget(browse)
-        form.addRow("dataset folder", row)
-        form.addRow("case id", self.case_edit)
-        form.addRow("classes", self.classes_edit)
-        form.addRow("channel name", self.channel_combo)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.channel_note)
-        layout.addWidget(self.count_accepted)
-        layout.addWidget(self.export_button)
-        layout.addWidget(self.status)
+        stacked(self, {"working labels": self.labels_combo, "dataset folder": (self.folder_edit, browse),
+                       "case id": self.case_edit, "classes": self.classes_edit, "channel name": self.channel_combo},
+                self.channel_note, self.count_accepted, self.export_button, self.status)
         # a session starts right after napari inserts its working layer: look once that is done
         self.labels_combo.currentTextChanged.connect(lambda *_: QTimer.singleShot(0, self.fill_defaults))
         self.folder_edit.editingFinished.connect(self.fill_defaults)

@@ -14,14 +14,12 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -39,7 +37,7 @@ from napari_slicebudget.logic.planning import (
     suggest_slices,
     warm_up,
 )
-from napari_slicebudget.widgets._common import LayerCombo, guarded, run_in_thread, status_label
+from napari_slicebudget.widgets._common import LayerCombo, guarded, run_in_thread, stacked, status_label
 from napari_slicebudget.widgets.session import AnnotationSession
 from napari_slicebudget.widgets.sessions import (
     adopt_restored,
@@ -97,26 +95,11 @@ class SlicePlannerWidget(QWidget):
             rows[i // 4].addWidget(button)
             self.nav_buttons[text.split(" (")[0]] = button
 
-        form = QFormLayout()
-        form.addRow("image", self.image_combo)
-        form.addRow("working labels", self.labels_combo)
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.folder_edit)
-        folder_row.addWidget(browse)
-        form.addRow("autosave folder", folder_row)
-        form.addRow("policy", self.policy_combo)
-        form.addRow("amount", self.mode_combo)
-        form.addRow(DENSITY, self.density_spin)
-        form.addRow(COUNT, self.count_spin)
-        form.addRow("seed", self.seed_spin)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.suggest_button)
-        layout.addWidget(self.progress_label)
-        layout.addWidget(self.message_label)
-        layout.addWidget(self.slice_list)
-        for row in rows:
-            layout.addLayout(row)
+        stacked(self, {"image": self.image_combo, "working labels": self.labels_combo,
+                       "autosave folder": (self.folder_edit, browse), "policy": self.policy_combo,
+                       "amount": self.mode_combo, DENSITY: self.density_spin, COUNT: self.count_spin,
+                       "seed": self.seed_spin},
+                self.suggest_button, self.progress_label, self.message_label, self.slice_list, *rows)
 
         self.image_combo.currentTextChanged.connect(self._image_changed)
         self.labels_combo.currentTextChanged.connect(lambda *_: self._show(self.session()))

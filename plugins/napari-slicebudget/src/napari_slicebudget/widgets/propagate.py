@@ -13,13 +13,11 @@ from napari.layers import Labels
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFormLayout,
     QHBoxLayout,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -42,6 +40,7 @@ from napari_slicebudget.widgets._common import (
     guarded,
     layer_with_id,
     run_in_thread,
+    stacked,
     status_label,
 )
 from napari_slicebudget.widgets.session import AnnotationSession
@@ -91,21 +90,9 @@ class PropagateWidget(QWidget):
             button = QPushButton(text)
             button.clicked.connect(handler)
             review.addWidget(button)
-        form = QFormLayout()
-        form.addRow("working labels", self.labels_combo)
-        form.addRow("method", self.method_combo)
-        form.addRow("write into", self.target_combo)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.run_button)
-        layout.addWidget(self.adapt_button)
-        layout.addWidget(self.progress_bar)
-        layout.addWidget(self.status)
-        order = QFormLayout()
-        order.addRow("review", self.order_combo)
-        layout.addLayout(order)
-        layout.addWidget(self.review_list)
-        layout.addLayout(review)
+        stacked(self, {"working labels": self.labels_combo, "method": self.method_combo, "write into": self.target_combo},
+                self.run_button, self.adapt_button, self.progress_bar, self.status,
+                {"review": self.order_combo}, self.review_list, review)
         # the review list shows the chosen session's pending proposals from the start, e.g. those
         # restored from yesterday's autosave, not only after this widget propagates
         self.labels_combo.currentTextChanged.connect(lambda *_: self._refresh_if_session())
