@@ -103,3 +103,14 @@ def test_form_error_makes_a_close_call_less_certain():
     unsure = Predictive(surfaces[0], surfaces, np.full(2, 0.05), 0.02)
     assert unsure.prob_beats(0, 1) == pytest.approx(0.638, abs=0.01)
     assert unsure.prob_beats(0, 1) + unsure.prob_beats(1, 0) == pytest.approx(1.0)
+
+
+def test_the_plan_carries_the_form_error_its_self_check_reports():
+    from slicebudget.planning.formerror import form_variance
+    from slicebudget.planning.forms import FORMS
+
+    runs = _bump(2)
+    surface, check = fit_model(runs, MODEL, 2, None)
+    assert check.form_sd > 0.005
+    assert surface.form_var == pytest.approx(form_variance(surface.obs, FORMS[check.form]))
+    assert surface.form_var == pytest.approx(check.form_sd ** 2)

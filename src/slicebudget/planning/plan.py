@@ -200,8 +200,9 @@ def fit_model(runs: list[dict], model: str, dims: int, study_dir: str | Path | N
     if problem:
         raise UserError(problem, study_dir)
     form, errors, aside = choose_form(obs)
-    surface = fit_surface(obs, FORMS[form], replicates, seed)
-    return surface, self_check(obs, form, errors, seed=seed, non_monotone=aside)
+    check = self_check(obs, form, errors, seed=seed, non_monotone=aside)
+    # the self-check's full-data form error is the surface's (same cells, replicates and seed)
+    return fit_surface(obs, FORMS[form], replicates, seed, form_var=check.form_sd ** 2), check
 
 
 def within_reach(surface: Surface, budget: float, unit: str, costs: CostModel, available: int,

@@ -54,12 +54,13 @@ class Surface:
 
 
 def fit_surface(obs: Observations, form: Form, replicates: int = REPLICATES, seed: int = 0,
-                cases: bool = True) -> Surface:
+                cases: bool = True, form_var: float | None = None) -> Surface:
     """Fit ``form`` to the cell means (point fit) and to ``replicates`` bootstrap resamples, with the
-    variance of its form error estimated from the same cells' held-out residuals."""
+    variance of its form error estimated from the same cells' held-out residuals (``form_var``: that
+    estimate when the caller already has it, e.g. from the self-check's identical pass)."""
     at = training_inputs(obs)
     weights = cell_weights(obs)
     # one profile over the exponent grid for the point fit (row 0) and every replicate
     both = fit_grid(form, at, np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases)]), weights)
     return Surface(obs, both.rows(slice(0, 1)), both.rows(slice(1, None)), repeat_noise(obs),
-                   form_variance(obs, form, seed=seed))
+                   form_variance(obs, form, seed=seed) if form_var is None else float(form_var))
