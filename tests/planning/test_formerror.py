@@ -92,3 +92,14 @@ def test_form_error_does_not_shrink_with_more_campaigns():
     low1, high1 = pred.interval(0.8)
     assert high1[0] - low1[0] == pytest.approx(2 * 1.2816 * np.hypot(0.03, 0.05), rel=0.1)
     assert pred.prob_at_least(0.6 + 0.0583)[0] == pytest.approx(0.15866, abs=0.01)  # 1 SD of hypot(0.03, 0.05)
+
+
+def test_form_error_makes_a_close_call_less_certain():
+    """Best and runner-up 0.01 apart on every bootstrap surface: certain without form error, about
+    Phi(0.01 / (0.02 sqrt 2)) = 0.64 with a form error of SD 0.02 at each."""
+    surfaces = np.column_stack([np.full(40, 0.71), np.full(40, 0.70)])
+    sure = Predictive(surfaces[0], surfaces, np.full(2, 0.05))
+    assert sure.prob_beats(0, 1) == 1.0 and sure.prob_beats(1, 0) == 0.0
+    unsure = Predictive(surfaces[0], surfaces, np.full(2, 0.05), 0.02)
+    assert unsure.prob_beats(0, 1) == pytest.approx(0.638, abs=0.01)
+    assert unsure.prob_beats(0, 1) + unsure.prob_beats(1, 0) == pytest.approx(1.0)

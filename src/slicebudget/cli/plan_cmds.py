@@ -68,7 +68,7 @@ def print_plan(result) -> None:
     row("best", result.best)
     if result.runner_up is not None:
         row("runner-up", result.runner_up,
-            f"the best beats it with probability {result.prob_best_beats_runner_up:.0%} (paired bootstrap)")
+            f"the best beats it with probability {result.prob_best_beats_runner_up:.0%} (paired bootstrap, form error included)")
     if result.more_volumes is not None:
         row("more volumes", result.more_volumes,
             f"not recommended: needs {result.more_volumes.n_volumes} volumes, you have {result.volumes_available}")

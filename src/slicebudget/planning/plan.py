@@ -6,7 +6,8 @@ model (form chosen by leave-one-cell-out error), checks it, and answers:
 - the best allocation (n volumes, k slices each, policy, interpolation) within the budget and the
   volumes available, with its expected IoU and 80% / 95% prediction intervals for a new campaign;
 - the runner-up (the best materially different plan) and the probability that the best really
-  beats it (share of bootstrap surfaces where it does, paired);
+  beats it (over the bootstrap surfaces, paired, with the form error at each plan:
+  ``Predictive.prob_beats``);
 - when more volumes than available would do better, that plan too (never recommended);
 - the cheapest allocation whose IoU reaches ``target_iou`` with at least 80% probability;
 - whether each answer is extrapolated beyond the studied n or k, and how far. The best plan stays
@@ -237,7 +238,7 @@ def plan_surface(surface: Surface, check: SelfCheck, budget: float, unit: str = 
     best = int(np.argmax(pred.expected))
     others = np.flatnonzero(materially_different(alloc, best))
     runner = int(others[np.argmax(pred.expected[others])]) if others.size else None
-    prob = float(np.mean(pred.surfaces[:, best] > pred.surfaces[:, runner])) if runner is not None else None
+    prob = pred.prob_beats(best, runner) if runner is not None else None
 
     # What more volumes would give (said, never recommended).
     n_lo, n_hi, k_lo, k_hi = surface.reach()

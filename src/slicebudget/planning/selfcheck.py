@@ -5,8 +5,9 @@
   the mean of that many new campaigns (the surface's bootstrap plus repeat spread / sqrt(runs)), and
   coverage is the share of held-out cells inside it. Run coverage checks the one-campaign interval
   (what a plan promises) against each held-out run. The intervals carry the form error the plan's
-  do (:mod:`slicebudget.planning.formerror`), estimated, like the repeat noise, from the other cells
-  only: a cell that informed its own interval would make coverage partly self-fulfilling.
+  do (:mod:`slicebudget.planning.formerror`), estimated, like the repeat noise, from cells outside
+  the held-out cell's group (``nested_spread``): a cell that informed its own interval would make
+  coverage partly self-fulfilling.
   Held-out cells are scored on the same test cases as the cells that predict them, so these
   intervals resample repeats only (given the cases); a plan's intervals also resample the cases,
   because a new campaign's IoU on new data carries that uncertainty too.
