@@ -91,29 +91,27 @@ def run_with_bits(layer: nn.Module, x: torch.Tensor, bits: torch.Tensor | None, 
     return out
 
 
-class QuantConv2d(nn.Conv2d):
-    """Conv2d whose weight is quantised to a per-sample bit width (``bits`` (B, K) one-hot, or None)."""
+class _PerSampleBits:
+    """What both quantised layers add to their torch layer: ``bit_choices``, and a forward that runs
+    the layer's own ``_run(x, weight)`` through :func:`run_with_bits`."""
 
     def __init__(self, *args, bit_choices: tuple[int, ...] = (8, 16), **kwargs):
         super().__init__(*args, **kwargs)
         self.bit_choices = tuple(bit_choices)
+
+    def forward(self, x: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
+        return run_with_bits(self, x, bits, self._run)
+
+
+class QuantConv2d(_PerSampleBits, nn.Conv2d):
+    """Conv2d whose weight is quantised to a per-sample bit width (``bits`` (B, K) one-hot, or None)."""
 
     def _run(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
-    def forward(self, x: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
-        return run_with_bits(self, x, bits, self._run)
 
-
-class QuantConvTranspose2d(nn.ConvTranspose2d):
+class QuantConvTranspose2d(_PerSampleBits, nn.ConvTranspose2d):
     """ConvTranspose2d with a per-sample quantised weight (see :class:`QuantConv2d`)."""
-
-    def __init__(self, *args, bit_choices: tuple[int, ...] = (8, 16), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.bit_choices = tuple(bit_choices)
 
     def _run(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.conv_transpose2d(x, weight, self.bias, self.stride, self.padding, self.output_padding, self.groups)
-
-    def forward(self, x: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
-        return run_with_bits(self, x, bits, self._run)
