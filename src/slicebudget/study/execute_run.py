@@ -3,8 +3,8 @@
 :func:`execute_run` is a pure function of (run spec, dataset folder, run folder): it writes the
 run's artifacts into ``run_dir``, a private scratch folder (never the study folder: the executor
 packs what lands there and the driver writes it, see :mod:`slicebudget.study.product`), and returns
-a plain result dict, so a Dask worker can run it with nothing but its arguments. It raises on failure (``TrainingDiverged`` for a NaN loss); the runner
-records the message. The spec arrives as JSON and is read as a typed :class:`RunSpec`.
+a plain result dict, so a Dask worker can run it with nothing but its arguments. It raises on
+failure (``TrainingDiverged`` for a NaN loss); the runner records the message. The spec arrives as JSON and is read as a typed :class:`RunSpec`.
 
 Choices worth knowing:
 
@@ -130,22 +130,24 @@ def select(spec: RunSpec, dataset_path: str, cache: DatasetCache, run_dir: Path,
     return Selection(plan, chosen, train_volumes, val_volumes)
 
 
-def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, run_dir: Path, notify: ProgressFn) -> Labels:
+def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, notify: ProgressFn) -> Labels:
     """2. Sparse labels cut from the dense truth, optionally propagated to every slice."""
     from slicebudget.training import EvalCase, TrainingCase
     from slicebudget.volume import SparseAnnotation
 
-    train_cases, pairs, propagated = [], [], []
+    interpolate = spec.interpolation != OFF
+    if interpolate:
+        from slicebudget.propagation import propagate
+
+        # once per run, not per volume: the check loads the model file
+        method, params = propagation_settings(spec, prepared)
+    train_cases, propagated = [], []
     for case_id in selection.train_volumes:
         data = prepared.case(case_id)
         annotation = SparseAnnotation.from_dense(data.label, selection.plan.chosen[case_id])
-        if spec.interpolation != OFF:
+        if interpolate:
             notify({"stage": "interpolate", "case": case_id})
-            from slicebudget.propagation import propagate
-
-            method, params = propagation_settings(spec, prepared)
             result = propagate(data.image[0], annotation, method=method, device=spec.training.device, **params)
-            pairs.append((result.labels, data.label, annotation.annotated))
             propagated.append((result, data.label, annotation.annotated))
             annotation = SparseAnnotation(result.labels.astype(data.label.dtype, copy=False),
                                           np.ones(data.label.shape[0], dtype=bool))
@@ -155,12 +157,12 @@ def label(spec: RunSpec, prepared: PreparedDataset, selection: Selection, run_di
         data = prepared.case(case_id)
         rows = np.asarray(selection.plan.chosen[case_id], dtype=int)
         val_cases.append(EvalCase(case_id, data.image[:, rows], data.label[rows], data.spacing))
-    interp_iou = interpolation_iou(pairs, spec.class_ids) if spec.interpolation != OFF else None
-    if propagated:
-        from slicebudget.propagation.summary import provenance_summary
+    if not interpolate:
+        return Labels(train_cases, val_cases, None)
+    from slicebudget.propagation.summary import provenance_summary
 
-        return Labels(train_cases, val_cases, interp_iou, provenance_summary(propagated))
-    return Labels(train_cases, val_cases, interp_iou)
+    pairs = [(result.labels, truth, annotated) for result, truth, annotated in propagated]
+    return Labels(train_cases, val_cases, interpolation_iou(pairs, spec.class_ids), provenance_summary(propagated))
 
 
 def train(spec: RunSpec, prepared: PreparedDataset, labels: Labels, run_dir: Path, notify: ProgressFn) -> Trained:
@@ -212,7 +214,7 @@ def execute_run(spec: RunSpec | dict, dataset_path: str, run_dir: str, on_progre
     prepared = cache.get(dataset_path, spec)
 
     selection = select(spec, dataset_path, cache, run_dir, notify)
-    labels = label(spec, prepared, selection, run_dir, notify)
+    labels = label(spec, prepared, selection, notify)
     train_cpu = time.process_time()
     trained = train(spec, prepared, labels, run_dir, notify)
     train_cpu = time.process_time() - train_cpu
