@@ -72,7 +72,7 @@ def test_a_k_effect_only_the_k_levels_form_follows_chooses_it():
 
 def test_forms_that_lower_iou_with_more_annotation_are_found():
     """A fit falling in n is flagged; when every form falls (the data say so), all still compete."""
-    from slicebudget.planning.selfcheck import choose_form, non_monotone_forms
+    from slicebudget.planning.formchoice import choose_form, non_monotone_forms
 
     rising = observations(synthetic_runs(seed=6, repeat_sd=0.005), MODEL, 2)
     assert non_monotone_forms(rising, ["power", "log", "k-levels"]) == []

@@ -35,11 +35,16 @@ class TrueSurface:
 def synthetic_runs(truth: TrueSurface = TrueSurface(), densities=(0.1, 0.2, 0.3, 0.5), fractions=(0.25, 0.5, 1.0),
                    policies=("fixed",), repeats: int = 3, cases: int = 6, n_total: int = 16, depth: int = 20,
                    repeat_sd: float = 0.02, case_sd: float = 0.05, residual_sd: float = 0.01, seed: int = 0,
-                   model: str = "unet-resnet18", dims: int = 2) -> list[dict]:
-    """Run records (as ``StudyStore.runs()`` gives them, plus ``case_iou``) from a known surface."""
+                   model: str = "unet-resnet18", dims: int = 2, shared_repeat_sd: float = 0.0) -> list[dict]:
+    """Run records (as ``StudyStore.runs()`` gives them, plus ``case_iou``) from a known surface.
+
+    ``shared_repeat_sd``: SD of a repeat effect shared by all the repeat's runs (a study draws a
+    repeat's volumes and training seed once for every cell), on top of the per-cell ``repeat_sd``."""
     rng = np.random.default_rng(seed)
     case_effect = rng.normal(0.0, case_sd, cases)
     case_ids = [f"case_{i:03d}" for i in range(cases)]
+    # drawn from their own generator, so worlds without them keep the records they always had
+    shared = np.random.default_rng([seed, 1]).normal(0.0, shared_repeat_sd, repeats) if shared_repeat_sd else np.zeros(repeats)
     records = []
     for repeat in range(repeats):
         for p, policy in enumerate(policies):
@@ -47,7 +52,7 @@ def synthetic_runs(truth: TrueSurface = TrueSurface(), densities=(0.1, 0.2, 0.3,
                 for s in fractions:
                     n = max(1, int(round(s * n_total)))
                     k = max(1, int(round(rho * depth)))
-                    mean = float(truth(n, k, p)) + rng.normal(0.0, repeat_sd)
+                    mean = float(truth(n, k, p)) + shared[repeat] + rng.normal(0.0, repeat_sd)
                     iou = np.clip(mean + case_effect + rng.normal(0.0, residual_sd, cases), 0.0, 1.0)
                     records.append({
                         "run_id": f"{model}-{policy}-{rho:g}-{s:g}-{repeat}", "status": "done", "model": model,

@@ -116,3 +116,39 @@ def bench_plan_command(
     print(f"budget-study plan on {n_runs} runs: best {timing['best']:.2f} s wall of "
           f"{', '.join(f'{s:.2f}' for s in timing['seconds'])}; CPU "
           f"{', '.join(f'{s:.2f}' for s in timing['cpu_seconds'])} s (target < 2 s)")
+
+
+@bench_app.command("calibration")
+def bench_calibration_command(
+    worlds: int = typer.Option(100, "--worlds", min=1, help="Synthetic studies per world kind (seeds 0..WORLDS-1)."),
+    kinds: str = typer.Option("in-family,shared,bump", "--kinds",
+                              help="World kinds, comma-separated: in-family, shared, bump."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here."),
+):
+    """Is the planner's confidence honest? P(best beats runner-up) against how often it truly does, and
+    the best plan's 80% / 95% interval coverage of a new campaign, on synthetic studies of known truth."""
+    from slicebudget.bench.calibration import BUDGETS, KINDS, calibration
+    from slicebudget.cli.console import progress_bar
+
+    chosen = [kind.strip() for kind in kinds.split(",") if kind.strip()]
+    unknown = [kind for kind in chosen if kind not in KINDS]
+    if unknown or not chosen:
+        from slicebudget.errors import UserError
+
+        raise UserError(f"unknown world kind {', '.join(unknown) or '(none)'}; choose from {', '.join(KINDS)}")
+    with progress_bar() as bar:
+        task = bar.add_task("calibration worlds", total=worlds * len(chosen))
+        result = calibration(chosen, worlds, progress=lambda: bar.advance(task))
+    print(f"budgets {', '.join(map(str, BUDGETS))} slices; {worlds} worlds per kind (4 x 4 cells x 3 repeats)")
+    for kind, r in result.items():
+        sure = (f"{r['claims_p90']} claims of P >= 0.9, right {r['claims_p90_right']:.0%}" if r["claims_p90"]
+                else "no claim of P >= 0.9")
+        print(f"{kind}: mean P(best beats runner-up) {r['mean_p']:.3f}, truly beats it {r['truly_won']:.3f} "
+              f"(SE {r['truly_won_se']:.3f}, {r['pairs']} pairs); Brier {r['brier']:.3f}; {sure}; "
+              f"interval coverage of a new campaign: 80% -> {r['coverage80']:.0%}, 95% -> {r['coverage95']:.0%}")
+    if json_out is not None:
+        from slicebudget.io.atomic import atomic_write
+
+        with atomic_write(json_out) as tmp:
+            tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        print(f"calibration: {json_out}")

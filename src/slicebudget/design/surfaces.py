@@ -21,7 +21,8 @@ from slicebudget.planning.fit import Fit, cell_weights, fit_grid, training_input
 from slicebudget.planning.forms import FORMS
 from slicebudget.planning.observations import Observations, observations
 from slicebudget.planning.plan import Plan, plan_surface, too_few
-from slicebudget.planning.selfcheck import choose_form, self_check
+from slicebudget.planning.formchoice import choose_form
+from slicebudget.planning.selfcheck import self_check
 from slicebudget.planning.surface import REPLICATES, Surface, fit_surface
 
 # A cell's repeat SD is never taken below this (IoU): with a handful of runs the noise model can

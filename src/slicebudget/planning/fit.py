@@ -33,6 +33,10 @@ class Fit:
     exponents: np.ndarray  # (replicates, n_exponents)
     coef: np.ndarray       # (replicates, n_coefficients)
 
+    @property
+    def count(self) -> int:
+        return int(self.coef.shape[0])
+
     def rows(self, index) -> Fit:
         """The fit of some replicates only (a new Fit)."""
         return Fit(self.form, self.knots, self.n_levels, self.exponents[index], self.coef[index])
@@ -51,6 +55,34 @@ class Fit:
             rows = np.flatnonzero(which.ravel() == index)
             out[rows] = self.coef[rows] @ self.form.design(at, tuple(key)).T
         return out
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """Replicate fits of several forms: the replicates in ``rows[j]`` (indices into the whole) are
+    ``fits[j]``'s rows, in order. Predicts like a Fit whose rows come from different forms."""
+
+    fits: tuple[Fit, ...]
+    rows: tuple[np.ndarray, ...]
+
+    @property
+    def count(self) -> int:
+        return int(sum(r.size for r in self.rows))
+
+    def predict(self, n, k, level) -> np.ndarray:
+        """(replicates, points) expected IoU, not clipped."""
+        parts = [fit.predict(n, k, level) for fit in self.fits]
+        out = np.empty((self.count, parts[0].shape[1]))
+        for rows, part in zip(self.rows, parts):
+            out[rows] = part
+        return out
+
+
+def mixture(fits: dict[str, Fit], names: list[str], which: np.ndarray) -> Mixture:
+    """Row i of the Mixture from ``fits[names[which[i]]]``'s row i (each Fit holds every row)."""
+    used = [j for j in range(len(names)) if np.any(which == j)]
+    rows = tuple(np.flatnonzero(which == j) for j in used)
+    return Mixture(tuple(fits[names[j]].rows(r) for j, r in zip(used, rows)), rows)
 
 
 def cell_weights(obs: Observations) -> np.ndarray:

@@ -6,7 +6,7 @@ all bootstrap replicates at once; see :mod:`slicebudget.planning.fit`). The leve
 interpolation) enters as an additive offset in every form, and also as a slope in ``power-by-level``.
 
 Which form is used is decided by leave-one-cell-out error, never by taste
-(:func:`slicebudget.planning.selfcheck.choose_form`). The forms:
+(:mod:`slicebudget.planning.formchoice`). The forms:
 
 - ``power``: a - b n^-alpha - c k^-beta, the saturating learning curve in each of n and k
   (Figueroa et al.'s inverse power law, one per axis).

@@ -44,7 +44,8 @@ from slicebudget.planning.observations import (
     observations,
     unfinished_cells,
 )
-from slicebudget.planning.selfcheck import SelfCheck, choose_form, plain, self_check
+from slicebudget.planning.formchoice import choose_form
+from slicebudget.planning.selfcheck import SelfCheck, plain, self_check
 from slicebudget.planning.surface import REACH, REPLICATES, Surface, fit_surface
 
 TARGET_PROBABILITY = 0.80
@@ -201,8 +202,9 @@ def fit_model(runs: list[dict], model: str, dims: int, study_dir: str | Path | N
         raise UserError(problem, study_dir)
     form, errors, aside = choose_form(obs)
     check = self_check(obs, form, errors, seed=seed, non_monotone=aside)
-    # the self-check's full-data form error is the surface's (same cells, replicates and seed)
-    return fit_surface(obs, FORMS[form], replicates, seed, form_var=check.form_sd ** 2), check
+    # the self-check's full-data form error is the surface's (same cells, replicates and seed); each
+    # replicate redoes the form choice, so the plan's uncertainty carries the choice's (``formchoice``)
+    return fit_surface(obs, FORMS[form], replicates, seed, form_var=check.form_sd ** 2, choose=True), check
 
 
 def within_reach(surface: Surface, budget: float, unit: str, costs: CostModel, available: int,
@@ -275,7 +277,8 @@ def plan_surface(surface: Surface, check: SelfCheck, budget: float, unit: str = 
         surface={"form": surface.form.name, "formula": surface.form.formula, "n_cells": obs.n_cells,
                  "n_runs": int(obs.n_runs().sum()), "n_cases": len(obs.cases), "per_case": obs.per_case,
                  "levels": [level.label for level in obs.levels], "studied": surface.studied_range(),
-                 "replicates": int(surface.replicates.coef.shape[0]), "form_sd": float(np.sqrt(surface.form_var))},
+                 "replicates": surface.replicates.count, "form_sd": float(np.sqrt(surface.form_var)),
+                 "form_shares": surface.form_shares()},
     )
 
 

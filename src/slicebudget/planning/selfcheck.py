@@ -15,10 +15,9 @@
   from the rest, which is extrapolation in budget: what a plan beyond the study does.
 - Noise floor: the MAE a perfect surface would still get, because a held-out cell mean carries its
   own repeat noise: mean over cells of sqrt(2 / pi) * sigma_cell / sqrt(runs).
-- Form choice: every usable form's LOCO MAE; the smallest wins among the forms whose fit never
-  lowers IoU when volumes or slices are added (a fit that does follows noise, and a plan would buy
-  less annotation to get more IoU); all forms compete when none qualifies. That choice uses the same
-  folds, so the chosen form's LOCO MAE is slightly optimistic; the other forms' errors are shown.
+- Form choice (:mod:`slicebudget.planning.formchoice`): every usable form's LOCO MAE; the smallest
+  wins among the monotone forms. That choice uses the same folds, so the chosen form's LOCO MAE is
+  slightly optimistic; the other forms' errors are shown.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import numpy as np
 from slicebudget.planning.bootstrap import Predictive, repeat_noise
 from slicebudget.planning.fit import cell_weights, loco_predictions, training_inputs
 from slicebudget.planning.formerror import FORM_REPLICATES, form_variance, form_variance_from, loco_targets
-from slicebudget.planning.forms import FORMS, usable_forms
+from slicebudget.planning.forms import FORMS
 from slicebudget.planning.observations import Observations
 from slicebudget.planning.surface import fit_surface
 
@@ -99,49 +98,6 @@ def plain(value):
     if isinstance(value, np.bool_):
         return bool(value)
     return value
-
-
-def loco_point_errors(obs: Observations) -> dict[str, float]:
-    """LOCO MAE of every usable form (the form choice)."""
-    at, weights, means = training_inputs(obs), cell_weights(obs), obs.cell_means()
-    out = {}
-    for form in usable_forms(at, obs.n_cells):
-        pred = loco_predictions(form, obs, means[None, :], weights)[0]
-        out[form.name] = float(np.mean(np.abs(np.clip(pred, 0, 1) - means)))
-    return out
-
-
-MONOTONE_TOLERANCE = 0.01
-
-
-def non_monotone_forms(obs: Observations, names) -> list[str]:
-    """Forms whose fit lowers the expected IoU when volumes or slices per volume are added (by more
-    than MONOTONE_TOLERANCE anywhere on the studied grid): noise they followed, not a budget effect."""
-    from slicebudget.planning.fit import fit_grid
-
-    at, weights = training_inputs(obs), cell_weights(obs)
-    n = np.geomspace(obs.n.min(), obs.n.max(), 8)
-    k = np.geomspace(obs.k.min(), obs.k.max(), 8)
-    out = []
-    for name in names:
-        fit = fit_grid(FORMS[name], at, obs.cell_means(), weights)
-        for level in range(len(obs.levels)):
-            grid = fit.predict(*np.meshgrid(n, k, indexing="ij"), level)[0].reshape(n.size, k.size)
-            if np.diff(grid, axis=0).min() < -MONOTONE_TOLERANCE or np.diff(grid, axis=1).min() < -MONOTONE_TOLERANCE:
-                out.append(name)
-                break
-    return out
-
-
-def choose_form(obs: Observations) -> tuple[str, dict[str, float], list[str]]:
-    """The form with the smallest LOCO MAE among those that never lower IoU with more annotation
-    (all forms when none qualifies); also every form's error and the forms set aside."""
-    errors = loco_point_errors(obs)
-    if not errors:
-        raise ValueError("no surface form can be identified from these cells")
-    aside = non_monotone_forms(obs, errors)
-    pool = [name for name in errors if name not in aside] or list(errors)
-    return min(pool, key=errors.get), errors, aside
 
 
 def _held_out_all(obs: Observations, cells: np.ndarray, predictive: Predictive) -> list[HeldOut]:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slicebudget.planning.bootstrap import Predictive, RepeatNoise, bootstrap_targets, repeat_noise
-from slicebudget.planning.fit import Fit, cell_weights, fit_grid, training_inputs
+from slicebudget.planning.bootstrap import Predictive, RepeatNoise, bootstrap_targets, repeat_noise, t_scales
+from slicebudget.planning.fit import Fit, Mixture, cell_weights, fit_grid, mixture, training_inputs
 from slicebudget.planning.formerror import form_variance
 from slicebudget.planning.forms import Form
 from slicebudget.planning.observations import Observations
@@ -23,19 +23,30 @@ REACH = 2.0
 class Surface:
     obs: Observations
     point: Fit
-    replicates: Fit
+    replicates: Fit | Mixture  # a Mixture when each replicate chose its own form (``fit_surface``)
     noise: RepeatNoise
     form_var: float = 0.0  # variance of the form's error at a point (``formerror``)
+    t_scale: np.ndarray | None = None  # (replicates,) Student-t scales of P(best beats runner-up)
 
     @property
     def form(self) -> Form:
         return self.point.form
 
+    def form_shares(self) -> dict[str, float]:
+        """Share of the replicates fitted with each form, largest first (the point fit's form alone
+        when the replicates did not choose their own)."""
+        if isinstance(self.replicates, Fit):
+            return {self.form.name: 1.0}
+        shares = {fit.form.name: rows.size / self.replicates.count
+                  for fit, rows in zip(self.replicates.fits, self.replicates.rows)}
+        return dict(sorted(shares.items(), key=lambda item: -item[1]))
+
     def predictive(self, n, k, level) -> Predictive:
         expected = np.clip(self.point.predict(n, k, level)[0], 0.0, 1.0)
         surfaces = self.replicates.predict(n, k, level)
         n_b, k_b = np.broadcast_arrays(np.asarray(n, float), np.asarray(k, float))
-        return Predictive(expected, surfaces, self.noise.sd(n_b.ravel(), k_b.ravel()), float(np.sqrt(self.form_var)))
+        return Predictive(expected, surfaces, self.noise.sd(n_b.ravel(), k_b.ravel()), float(np.sqrt(self.form_var)),
+                          self.t_scale)
 
     def reach(self, factor: float = REACH) -> tuple[int, int, int, int]:
         """(n_min, n_max, k_min, k_max): the studied range widened by ``factor`` each way."""
@@ -54,13 +65,30 @@ class Surface:
 
 
 def fit_surface(obs: Observations, form: Form, replicates: int = REPLICATES, seed: int = 0,
-                cases: bool = True, form_var: float | None = None) -> Surface:
+                cases: bool = True, form_var: float | None = None, choose: bool = False) -> Surface:
     """Fit ``form`` to the cell means (point fit) and to ``replicates`` bootstrap resamples, with the
     variance of its form error estimated from the same cells' held-out residuals (``form_var``: that
-    estimate when the caller already has it, e.g. from the self-check's identical pass)."""
+    estimate when the caller already has it, e.g. from the self-check's identical pass).
+
+    ``choose=True`` (the plan's surface): each replicate redoes the form choice on its own resampled cell means and is
+    fitted with the form it chose (``formchoice.replicate_forms``); the point fit stays ``form``'s.
+    Every replicate then carries ``form``'s form error: the other forms win replicates only where they
+    predict held-out cells about as well, so their errors are of the same size, and one estimate per
+    form would cost a leave-one-cell-out pass each. The replicates also get Student-t scales for the
+    paired differences of P(best beats runner-up) (``Predictive.prob_beats``)."""
     at = training_inputs(obs)
     weights = cell_weights(obs)
-    # one profile over the exponent grid for the point fit (row 0) and every replicate
-    both = fit_grid(form, at, np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases)]), weights)
-    return Surface(obs, both.rows(slice(0, 1)), both.rows(slice(1, None)), repeat_noise(obs),
-                   form_variance(obs, form, seed=seed) if form_var is None else float(form_var))
+    targets = np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases)])
+    if choose:
+        from slicebudget.planning.formchoice import replicate_forms
+
+        names, which, fits = replicate_forms(obs, targets)
+        point = fits[form.name].rows(slice(0, 1))
+        reps = mixture({name: fit.rows(slice(1, None)) for name, fit in fits.items()}, names, which[1:])
+    else:
+        # one profile over the exponent grid for the point fit (row 0) and every replicate
+        both = fit_grid(form, at, targets, weights)
+        point, reps = both.rows(slice(0, 1)), both.rows(slice(1, None))
+    return Surface(obs, point, reps, repeat_noise(obs),
+                   form_variance(obs, form, seed=seed) if form_var is None else float(form_var),
+                   t_scales(len(obs.repeats), replicates, seed) if choose else None)
