@@ -15,11 +15,14 @@ def test_plan_prints_the_table_and_writes_json(synthetic_study, tmp_path, capsys
     assert main(["plan", str(synthetic_study), "--budget", "64", "--target-iou", "0.7", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "For 64 slices, annotate" in text and "Self-check" in text and "leave-one-cell-out MAE" in text
+    assert "Form: " in text and "of resamples" in text
     plan = json.loads(out.read_text())
     assert plan["best"]["total_slices"] <= 64
     assert {"interval80", "interval95", "extrapolated"} <= set(plan["best"])
     assert plan["runner_up"] and 0 <= plan["prob_best_beats_runner_up"] <= 1
     assert plan["target"]["expected_iou"] > 0 and plan["self_check"]["loco_mae"] >= 0
+    shares = plan["surface"]["form_shares"]
+    assert sum(shares.values()) == pytest.approx(1.0) and plan["surface"]["form"] in plan["form_note"]
 
 
 def test_volume_cap_is_said(synthetic_study, capsys):

@@ -68,7 +68,8 @@ def print_plan(result) -> None:
     row("best", result.best)
     if result.runner_up is not None:
         row("runner-up", result.runner_up,
-            f"the best beats it with probability {result.prob_best_beats_runner_up:.0%} (paired bootstrap, form error included)")
+            f"the best beats it with probability {result.prob_best_beats_runner_up:.0%} (paired bootstrap, form choice "
+            f"and form error included)")
     if result.more_volumes is not None:
         row("more volumes", result.more_volumes,
             f"not recommended: needs {result.more_volumes.n_volumes} volumes, you have {result.volumes_available}")
@@ -84,6 +85,7 @@ def print_plan(result) -> None:
                       f"{result.target_iou:g} with 80% probability (at most {result.target_probability:.0%}).",
                       highlight=False)
     check = result.self_check
+    console.print(f"Form: {result.form_note}.", highlight=False)
     console.print(f"Self-check of the {result.surface['form']} surface ({result.surface['formula']}; "
                   f"{result.surface['n_cells']} cells, {result.surface['n_runs']} runs): {check.summary()}.",
                   highlight=False)

@@ -123,10 +123,21 @@ class Plan:
                      f"{k_hi:g} slices per volume and {n_hi:g} volumes, and you have {self.volumes_available}.")
         return text
 
+    @property
+    def form_note(self) -> str:
+        """The surface's form and how often the bootstrap resamples chose it (``formchoice``): e.g.
+        ``k-levels (won 57% of resamples; log-interaction 35%, log 8%)``."""
+        form, shares = self.surface["form"], self.surface.get("form_shares") or {}
+        if not shares:
+            return form
+        others = ", ".join(f"{name} {share:.0%}" for name, share in shares.items() if name != form)
+        return f"{form} (won {shares.get(form, 0.0):.0%} of resamples{'; ' + others if others else ''})"
+
     def as_dict(self) -> dict:
         out = asdict(self)
         out["self_check"] = self.self_check.as_dict()
         out["sentence"] = self.sentence
+        out["form_note"] = self.form_note
         return plain(out)
 
 
