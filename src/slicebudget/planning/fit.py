@@ -102,27 +102,39 @@ def training_inputs(obs: Observations) -> Inputs:
     return Inputs(obs.n, obs.k, obs.level, len(obs.levels), knots_from(obs.k))
 
 
+class _Best:
+    """The profile fit's running best grid point per replicate (``fit_grid``, ``loco_grid``)."""
+
+    def __init__(self, form: Form, rows: int):
+        self.form, self.rss, self.exp, self.coef = form, np.full(rows, np.inf), np.zeros((rows, form.n_exponents)), None
+
+    def offer(self, exponents, coef: np.ndarray, rss: np.ndarray) -> None:
+        if self.coef is None:
+            self.coef = np.zeros_like(coef)
+        better = rss < self.rss
+        self.rss[better], self.exp[better], self.coef[better] = rss[better], exponents, coef[better]
+
+    def fit(self, at: Inputs) -> Fit:
+        return Fit(self.form, at.knots, at.n_levels, self.exp, self.coef)
+
+
 def fit_grid(form: Form, at: Inputs, targets: np.ndarray, weights: np.ndarray) -> Fit:
     """Profile fit of ``targets`` (replicates, cells) -> one Fit row per replicate."""
     targets = np.atleast_2d(targets)
     sw = np.sqrt(weights)
     yw = targets * sw
-    best_rss = np.full(targets.shape[0], np.inf)
-    best_exp = np.zeros((targets.shape[0], form.n_exponents))
-    best_coef = None
+    best = _Best(form, targets.shape[0])
     for exponents in form.exponent_grid():
         a = form.design(at, exponents) * sw[:, None]
         coef = yw @ np.linalg.pinv(a).T
-        rss = np.sum((yw - coef @ a.T) ** 2, axis=1)
-        if best_coef is None:
-            best_coef = np.zeros_like(coef)
-        better = rss < best_rss
-        best_rss[better], best_exp[better], best_coef[better] = rss[better], exponents, coef[better]
-    return Fit(form, at.knots, at.n_levels, best_exp, best_coef)
+        best.offer(exponents, coef, np.sum((yw - coef @ a.T) ** 2, axis=1))
+    return best.fit(at)
 
 
-def loco_grid(form: Form, at: Inputs, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(replicates, cells) leave-one-cell-out predictions of :func:`fit_grid`, without refitting.
+def loco_grid(form: Form, at: Inputs, targets: np.ndarray, weights: np.ndarray,
+              with_fit: bool = False) -> np.ndarray | tuple[np.ndarray, Fit]:
+    """(replicates, cells) leave-one-cell-out predictions of :func:`fit_grid`, without refitting
+    (``with_fit``: and :func:`fit_grid`'s own fit, from the same pass over the exponent grid).
 
     For fixed exponents, the fit without cell i follows from the full fit's hat matrix: its
     prediction at i is y_i - e_i / (1 - h_ii) and its residual sum of squares is RSS - e_i^2 / (1 - h_ii)
@@ -135,18 +147,22 @@ def loco_grid(form: Form, at: Inputs, targets: np.ndarray, weights: np.ndarray) 
     yw = targets * sw
     best = np.full(targets.shape, np.inf)
     pred = np.full(targets.shape, np.nan)
+    full = _Best(form, targets.shape[0])
     for exponents in form.exponent_grid():
         a = form.design(at, exponents) * sw[:, None]
         pinv = np.linalg.pinv(a)
         leverage = np.einsum("ij,ji->i", a, pinv)  # diag of the hat matrix a @ pinv, without forming it
-        resid = yw - (yw @ pinv.T) @ a.T
+        coef = yw @ pinv.T
+        resid = yw - coef @ a.T
+        if with_fit:
+            full.offer(exponents, coef, np.sum(resid ** 2, axis=1))
         ok = leverage < 1.0 - 1e-8
         denom = np.where(ok, 1.0 - leverage, 1.0)
         rss_fold = np.sum(resid ** 2, axis=1, keepdims=True) - resid ** 2 / denom
         better = ok[None, :] & (rss_fold < best)
         best = np.where(better, rss_fold, best)
         pred = np.where(better, targets - resid / denom / sw, pred)
-    return pred
+    return (pred, full.fit(at)) if with_fit else pred
 
 
 def refit_held_out(form: Form, obs: Observations, cell: int, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -157,10 +173,11 @@ def refit_held_out(form: Form, obs: Observations, cell: int, targets: np.ndarray
     return fit.predict(obs.n[cell], obs.k[cell], obs.level[cell])[:, 0]
 
 
-def loco_predictions(form: Form, obs: Observations, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def loco_predictions(form: Form, obs: Observations, targets: np.ndarray, weights: np.ndarray,
+                     with_fit: bool = False) -> np.ndarray | tuple[np.ndarray, Fit]:
     """(replicates, cells) leave-one-cell-out predictions: the closed form, refitting the folds it
-    cannot do (a cell that alone supports a parameter)."""
-    pred = loco_grid(form, training_inputs(obs), targets, weights)
+    cannot do (a cell that alone supports a parameter); ``with_fit``: and the fit to all cells."""
+    pred, fit = loco_grid(form, training_inputs(obs), targets, weights, with_fit=True)
     for cell in np.flatnonzero(np.isnan(pred).any(axis=0)):
         pred[:, cell] = refit_held_out(form, obs, int(cell), targets, weights)
-    return pred
+    return (pred, fit) if with_fit else pred

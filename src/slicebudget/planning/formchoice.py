@@ -4,9 +4,9 @@ The rule (``choose_forms``): every usable form's leave-one-cell-out (LOCO) MAE; 
 the forms whose fit never lowers IoU when volumes or slices are added (a fit that does follows noise,
 and a plan would buy less annotation to get more IoU); all forms compete when none qualifies.
 
-``choose_form`` applies it to the study's cell means: the plan's form. ``replicate_forms`` applies it
-to each bootstrap replicate's own resampled cell means, so the replicates carry the uncertainty of the
-form choice as well as of the fit (bootstrap model selection: Efron 2014, "Estimation and accuracy
+``choose_form`` applies it to the study's cell means: the plan's form. ``surface.chosen_surface``
+applies it (``choose_forms``) to the cell means and to each bootstrap replicate's own resampled cell
+means in one pass, so the replicates carry the uncertainty of the form choice as well as of the fit (bootstrap model selection: Efron 2014, "Estimation and accuracy
 after model selection"). The replicates are then each fitted with the form they chose, and a close
 call between two forms that disagree on the plan shows in P(best beats runner-up) and the intervals,
 where replicates of the chosen form alone would be sure of a plan that half the resamples reject.
@@ -47,10 +47,9 @@ def choose_forms(obs: Observations, targets: np.ndarray) -> tuple[list[str], np.
     at, weights = training_inputs(obs), cell_weights(obs)
     names, errors, aside, fits = [], [], [], {}
     for form in usable_forms(at, obs.n_cells):
-        pred = loco_predictions(form, obs, targets, weights)
+        pred, fits[form.name] = loco_predictions(form, obs, targets, weights, with_fit=True)
         names.append(form.name)
         errors.append(np.mean(np.abs(np.clip(pred, 0.0, 1.0) - targets), axis=1))
-        fits[form.name] = fit_grid(form, at, targets, weights)
         aside.append(_falls(obs, fits[form.name]))
     if not names:
         raise ValueError("no surface form can be identified from these cells")
@@ -75,10 +74,3 @@ def non_monotone_forms(obs: Observations, names) -> list[str]:
     """Of ``names``, the forms whose fit to the cell means lowers IoU with more annotation."""
     at, weights = training_inputs(obs), cell_weights(obs)
     return [name for name in names if _falls(obs, fit_grid(FORMS[name], at, obs.cell_means(), weights))[0]]
-
-
-def replicate_forms(obs: Observations, targets: np.ndarray) -> tuple[list[str], np.ndarray, dict[str, Fit]]:
-    """Each replicate's form by the rule on its own cell means (``targets``, rows x cells): the usable
-    forms' names, the (rows,) index of each row's form, and each form's fit to every row."""
-    names, errors, aside, fits = choose_forms(obs, targets)
-    return names, winners(errors, aside), fits

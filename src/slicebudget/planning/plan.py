@@ -36,7 +36,6 @@ from slicebudget.planning.allocate import (
     materially_different,
 )
 from slicebudget.planning.costs import CostModel, from_config, measured
-from slicebudget.planning.forms import FORMS
 from slicebudget.planning.observations import (
     Observations,
     load_study_runs,
@@ -44,9 +43,8 @@ from slicebudget.planning.observations import (
     observations,
     unfinished_cells,
 )
-from slicebudget.planning.formchoice import choose_form
 from slicebudget.planning.selfcheck import SelfCheck, plain, self_check
-from slicebudget.planning.surface import REACH, REPLICATES, Surface, fit_surface
+from slicebudget.planning.surface import REACH, REPLICATES, Surface, chosen_surface
 
 TARGET_PROBABILITY = 0.80
 MIN_CELLS = 5
@@ -211,11 +209,11 @@ def fit_model(runs: list[dict], model: str, dims: int, study_dir: str | Path | N
     problem = too_few(runs, obs)
     if problem:
         raise UserError(problem, study_dir)
-    form, errors, aside = choose_form(obs)
-    check = self_check(obs, form, errors, seed=seed, non_monotone=aside)
-    # the self-check's full-data form error is the surface's (same cells, replicates and seed); each
-    # replicate redoes the form choice, so the plan's uncertainty carries the choice's (``formchoice``)
-    return fit_surface(obs, FORMS[form], replicates, seed, form_var=check.form_sd ** 2, choose=True), check
+    # each bootstrap replicate redoes the form choice, so the plan's uncertainty carries the choice's
+    surface, errors, aside = chosen_surface(obs, replicates, seed)
+    check = self_check(obs, surface.form.name, errors, seed=seed, non_monotone=aside)
+    # the self-check's full-data form error is the surface's (same cells, replicates and seed)
+    return replace(surface, form_var=check.form_sd ** 2), check
 
 
 def within_reach(surface: Surface, budget: float, unit: str, costs: CostModel, available: int,

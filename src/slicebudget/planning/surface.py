@@ -65,30 +65,37 @@ class Surface:
 
 
 def fit_surface(obs: Observations, form: Form, replicates: int = REPLICATES, seed: int = 0,
-                cases: bool = True, form_var: float | None = None, choose: bool = False) -> Surface:
+                cases: bool = True, form_var: float | None = None) -> Surface:
     """Fit ``form`` to the cell means (point fit) and to ``replicates`` bootstrap resamples, with the
     variance of its form error estimated from the same cells' held-out residuals (``form_var``: that
-    estimate when the caller already has it, e.g. from the self-check's identical pass).
-
-    ``choose=True`` (the plan's surface): each replicate redoes the form choice on its own resampled cell means and is
-    fitted with the form it chose (``formchoice.replicate_forms``); the point fit stays ``form``'s.
-    Every replicate then carries ``form``'s form error: the other forms win replicates only where they
-    predict held-out cells about as well, so their errors are of the same size, and one estimate per
-    form would cost a leave-one-cell-out pass each. The replicates also get Student-t scales for the
-    paired differences of P(best beats runner-up) (``Predictive.prob_beats``)."""
+    estimate when the caller already has it, e.g. from the self-check's identical pass)."""
     at = training_inputs(obs)
     weights = cell_weights(obs)
-    targets = np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases)])
-    if choose:
-        from slicebudget.planning.formchoice import replicate_forms
+    # one profile over the exponent grid for the point fit (row 0) and every replicate
+    both = fit_grid(form, at, np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed, cases)]), weights)
+    return Surface(obs, both.rows(slice(0, 1)), both.rows(slice(1, None)), repeat_noise(obs),
+                   form_variance(obs, form, seed=seed) if form_var is None else float(form_var))
 
-        names, which, fits = replicate_forms(obs, targets)
-        point = fits[form.name].rows(slice(0, 1))
-        reps = mixture({name: fit.rows(slice(1, None)) for name, fit in fits.items()}, names, which[1:])
-    else:
-        # one profile over the exponent grid for the point fit (row 0) and every replicate
-        both = fit_grid(form, at, targets, weights)
-        point, reps = both.rows(slice(0, 1)), both.rows(slice(1, None))
-    return Surface(obs, point, reps, repeat_noise(obs),
-                   form_variance(obs, form, seed=seed) if form_var is None else float(form_var),
-                   t_scales(len(obs.repeats), replicates, seed) if choose else None)
+
+def chosen_surface(obs: Observations, replicates: int = REPLICATES, seed: int = 0
+                   ) -> tuple[Surface, dict[str, float], list[str]]:
+    """The plan's surface: the form chosen on the cell means (``formchoice``), its point fit, and
+    ``replicates`` bootstrap resamples (repeats and cases) that each redo the form choice on their own
+    cell means and are fitted with the form they chose; also every form's LOCO MAE and the forms set
+    aside, on the cell means. One pass per form serves the point and every replicate.
+
+    ``form_var`` is left 0 for the caller (the self-check's estimate for the chosen form). Every
+    replicate will carry that form's error: the other forms win replicates only where they predict
+    held-out cells about as well, so their errors are of the same size, and one estimate per form
+    would cost a leave-one-cell-out pass each. The replicates also get Student-t scales for the
+    paired differences of P(best beats runner-up) (``Predictive.prob_beats``)."""
+    from slicebudget.planning.formchoice import choose_forms, winners
+
+    targets = np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed)])
+    names, errors, aside, fits = choose_forms(obs, targets)
+    which = winners(errors, aside)
+    form = names[int(which[0])]
+    reps = mixture({name: fit.rows(slice(1, None)) for name, fit in fits.items()}, names, which[1:])
+    surface = Surface(obs, fits[form].rows(slice(0, 1)), reps, repeat_noise(obs), 0.0,
+                      t_scales(len(obs.repeats), replicates, seed))
+    return surface, dict(zip(names, map(float, errors[0]))), [name for name, off in zip(names, aside[0]) if off]
