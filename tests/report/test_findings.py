@@ -29,7 +29,7 @@ def test_data_that_contradict_the_paper_produce_the_opposite_finding(make_record
         assert spread.verdict == "concentrate" and spread.agrees_with_paper is False
         assert "in 0 of 5 comparisons" in spread.text and "opposite of the paper" in spread.text
     rec = next(r for r in report.recommendations if r.dims == 2 and r.budget_slices == 200)
-    assert rec.sentence.startswith("For 200 slices, annotate 10 volumes at 20 slices each")
+    assert rec.sentence.startswith("At 200 slices the best studied cell annotates 10 volumes at 20 slices each")
 
 
 def test_2d_and_3d_are_judged_separately(make_records):

@@ -63,7 +63,7 @@ def test_html_is_self_contained_with_every_section(written):
 def test_html_reports_recommendations_findings_failures_and_timing(written):
     _, html_path, _ = written
     page = html_path.read_text(encoding="utf-8")
-    assert "For 200 slices, annotate 40 volumes at 5 slices each" in page
+    assert "At 200 slices the best studied cell annotates 40 volumes at 5 slices each" in page
     assert "Spreading the budget over more volumes helped here" in page
     assert "zz-failed" in page and "loss became NaN at step 12" in page
     assert "2D models" in page and "3D models" in page
@@ -87,7 +87,7 @@ def test_summary_json_schema(written):
         assert isinstance(rec["budget_slices"], int) and isinstance(rec["n_volumes"], int)
         assert rec["dims"] in (2, 3) and rec["policy"] in {"fixed", "random", "coreset"}
         assert rec["ci95"] is None or (len(rec["ci95"]) == 2 and rec["ci95"][0] <= rec["mean_iou"] <= rec["ci95"][1])
-        assert rec["sentence"].startswith(f"For {rec['budget_slices']:,} slices, annotate")
+        assert rec["sentence"].startswith(f"At {rec['budget_slices']:,} slices the best studied cell annotates")
 
 
 def test_runs_csv_and_report_json(written):

@@ -19,6 +19,10 @@ def test_report_plans_every_studied_budget_with_its_self_check():
     html = render_html(report, "t")
     assert "Plan: the budget surface" in html and planned.plans[0].sentence in html
     assert "leave-one-cell-out MAE" in html and "noise floor" in html
+    # one instruction per report: the studied cells are the plan's evidence, never a second "annotate ..."
+    assert "The plan above is the recommendation" in html
+    evidence = html.split('<section id="recommendations">')[1].split("</section>")[0]
+    assert "best studied cell annotates" in evidence and ", annotate" not in evidence
     assert report_dict(report)["planning"]["models"][0]["plans"][0]["best"]["n_volumes"] >= 1
 
 
@@ -33,4 +37,6 @@ def test_too_few_cells_is_said_in_the_report_not_raised():
     report = build_report(records, with_figures=False)
     assert report.planning.models == []
     assert "too few finished runs" in report.planning.problems[0]
-    assert "No budget surface: too few finished runs" in render_html(report, "t")
+    html = render_html(report, "t")
+    assert "No budget surface: too few finished runs" in html
+    assert "The plan above is the recommendation" not in html and "The raw evidence" in html

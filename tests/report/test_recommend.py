@@ -37,11 +37,11 @@ def test_sentence_reads_right_and_uses_the_data(make_records):
     records = make_records(policy_effects={"fixed": 0.05}, with_interpolation=False)
     report = build_report(records, with_figures=False)
     rec = next(r for r in report.recommendations if r.dims == 2 and r.budget_slices == 200)
-    assert rec.sentence == "For 200 slices, annotate 40 volumes at 5 slices each, at a fixed interval."
+    assert rec.sentence == "At 200 slices the best studied cell annotates 40 volumes at 5 slices each, at a fixed interval."
     assert (rec.n_volumes, rec.slices_per_volume, rec.density, rec.volume_fraction) == (40, 5.0, 0.1, 1.0)
     assert rec.separable is True and "so the data separate them" in rec.separation
     dense = next(r for r in report.recommendations if r.dims == 2 and r.budget_slices == 2000)
-    assert dense.sentence == "For 2,000 slices, annotate every slice of all 40 volumes."
+    assert dense.sentence == "At 2,000 slices the best studied cell annotates every slice of all 40 volumes."
     assert dense.separable is None and dense.runner_up is None
 
 
@@ -52,8 +52,8 @@ def test_sentence_names_policy_interpolation_and_fractional_slices(make_records)
         if record["density"] == 0.2 and record["volume_fraction"] == 1.0:
             record["slices_per_volume"] = 10.4
     rec = next(r for r in build_report(records, with_figures=False).recommendations if r.budget_slices == 400)
-    assert rec.sentence == ("For 400 slices, annotate 40 volumes at 10.4 slices each on average, at a fixed "
-                            "interval, and fill the slices in between by sli2vol mask interpolation before "
+    assert rec.sentence == ("At 400 slices the best studied cell annotates 40 volumes at 10.4 slices each on average, at a fixed "
+                            "interval, and fills the slices in between by sli2vol mask interpolation before "
                             "training.")
 
 

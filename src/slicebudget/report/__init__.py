@@ -36,7 +36,7 @@
          "mean_iou": float,           # mean over repeats
          "ci95": [lo, hi] | null,     # Student-t 95% interval over repeats; null when n_repeats == 1
          "n_repeats": int,
-         "sentence": str,             # e.g. "For 600 slices, annotate 60 volumes at 10 slices each, at a fixed interval."
+         "sentence": str,             # e.g. "At 600 slices the best studied cell annotates 60 volumes at 10 slices each, at a fixed interval."
          "separable": bool | null,    # best's interval clear of the runner-up's; null: cannot say
          "separation": str,           # the same judgement in words
          "n_candidates": int,         # configurations compared at this budget

@@ -1,4 +1,10 @@
-"""Per budget level, the best (rho, s) and policy, with its interval and one plain sentence.
+"""Per budget level, the best studied (rho, s) and policy, with its interval and one plain sentence.
+
+This is the evidence at the studied cells, not the recommendation: the plan comes from the budget
+surface (:mod:`slicebudget.planning.plan`), which pools every run, and a cell that wins its budget
+level by less than its repeat noise can differ from it. So the sentence describes the cell ("At 200
+slices the best studied cell annotates ...") instead of telling the user what to annotate: one report
+must not give two instructions.
 
 One recommendation is made per (dims, model, budget level): a user trains one model, and 2D and 3D
 results are kept apart because they can disagree (the paper's Fig. 1a against 1b). "Best" is the
@@ -75,15 +81,15 @@ def sentence(best, budget_level: int, interpolation_in_grid: bool) -> str:
     """The plain sentence, built only from the numbers of ``best`` (a config-summary row)."""
     volumes = int(round(best["n_volumes"]))
     if best["is_dense_baseline"]:
-        text = f"For {budget_level:,} slices, annotate every slice of all {_plural(volumes, 'volume')}"
+        text = f"At {budget_level:,} slices the best studied cell annotates every slice of all {_plural(volumes, 'volume')}"
     else:
         per_volume = _per_volume(float(best["slices_per_volume"]))
         text = (
-            f"For {budget_level:,} slices, annotate {_plural(volumes, 'volume')} at {per_volume}, "
+            f"At {budget_level:,} slices the best studied cell annotates {_plural(volumes, 'volume')} at {per_volume}, "
             f"{policy_phrase(best['policy'])}"
         )
     if best["interpolation"] != "off":
-        text += f", and fill the slices in between by {best['interpolation']} mask interpolation before training"
+        text += f", and fills the slices in between by {best['interpolation']} mask interpolation before training"
     elif interpolation_in_grid:
         text += ", without mask interpolation"
     return text + "."
