@@ -122,14 +122,19 @@ class Plan:
         return text
 
     @property
-    def form_note(self) -> str:
-        """The surface's form and how often the bootstrap resamples chose it (``formchoice``): e.g.
-        ``k-levels (won 57% of resamples; log-interaction 35%, log 8%)``."""
+    def shares_note(self) -> str:
+        """How often the bootstrap resamples chose the surface's form and each other form (``formchoice``),
+        e.g. ``won 57% of resamples; log-interaction 35%, log 8%``; empty when not known."""
         form, shares = self.surface["form"], self.surface.get("form_shares") or {}
         if not shares:
-            return form
+            return ""
         others = ", ".join(f"{name} {share:.0%}" for name, share in shares.items() if name != form)
-        return f"{form} (won {shares.get(form, 0.0):.0%} of resamples{'; ' + others if others else ''})"
+        return f"won {shares.get(form, 0.0):.0%} of resamples{'; ' + others if others else ''}"
+
+    @property
+    def form_note(self) -> str:
+        """The surface's form with ``shares_note``: ``k-levels (won 57% of resamples; log-interaction 35%, log 8%)``."""
+        return f"{self.surface['form']} ({self.shares_note})" if self.shares_note else self.surface["form"]
 
     def as_dict(self) -> dict:
         out = asdict(self)
