@@ -128,8 +128,11 @@ class Plan:
         form, shares = self.surface["form"], self.surface.get("form_shares") or {}
         if not shares:
             return ""
-        others = ", ".join(f"{name} {share:.0%}" for name, share in shares.items() if name != form)
-        return f"won {shares.get(form, 0.0):.0%} of resamples{'; ' + others if others else ''}"
+        def percent(share: float) -> str:
+            return f"{share:.0%}" if share >= 0.01 else "<1%"  # 1 of 200 would read "0%": chosen, yet "never"
+
+        others = ", ".join(f"{name} {percent(share)}" for name, share in shares.items() if name != form)
+        return f"won {percent(shares.get(form, 0.0))} of resamples{'; ' + others if others else ''}"
 
     @property
     def form_note(self) -> str:
