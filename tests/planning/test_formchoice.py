@@ -100,3 +100,11 @@ def test_p_reads_student_t_differences_with_repeats_minus_one_df():
     scaled = dataclasses.replace(plain, t_scale=t_scales(3, z.size, seed=0))
     assert scaled.prob_beats(0, 1) == pytest.approx(t.cdf(2.0, 2), abs=0.015)
     assert np.all(t_scales(1, 5, 0) == 1.0)  # one repeat: no spread to scale
+
+
+def test_a_surface_whose_replicates_did_not_choose_claims_no_shares(two_forms):
+    _, (surface, check) = two_forms
+    single = fit_surface(surface.obs, surface.form, form_var=check.form_sd ** 2)
+    plan = plan_surface(single, check, 60)
+    assert single.form_shares() == {} and plan.form_note == "k-levels" and plan.shares_note == ""
+    assert "of resamples" in plan_surface(surface, check, 60).form_note

@@ -33,10 +33,10 @@ class Surface:
         return self.point.form
 
     def form_shares(self) -> dict[str, float]:
-        """Share of the replicates fitted with each form, largest first (the point fit's form alone
-        when the replicates did not choose their own)."""
+        """Share of the replicates fitted with each form, largest first; empty when the replicates did
+        not choose their own (``fit_surface``: all are the point fit's form, which chose nothing)."""
         if isinstance(self.replicates, Fit):
-            return {self.form.name: 1.0}
+            return {}
         shares = {fit.form.name: rows.size / self.replicates.count
                   for fit, rows in zip(self.replicates.fits, self.replicates.rows)}
         return dict(sorted(shares.items(), key=lambda item: -item[1]))
