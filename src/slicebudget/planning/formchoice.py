@@ -6,19 +6,22 @@ and a plan would buy less annotation to get more IoU); all forms compete when no
 
 ``choose_form`` applies it to the study's cell means: the plan's form. ``surface.chosen_surface``
 applies it (``choose_forms``) to the cell means and to each bootstrap replicate's own resampled cell
-means in one pass, so the replicates carry the uncertainty of the form choice as well as of the fit (bootstrap model selection: Efron 2014, "Estimation and accuracy
-after model selection"). The replicates are then each fitted with the form they chose, and a close
-call between two forms that disagree on the plan shows in P(best beats runner-up) and the intervals,
-where replicates of the chosen form alone would be sure of a plan that half the resamples reject.
-LOCO per form per replicate is cheap: ``fit.loco_grid`` takes all replicates at once.
+means in one pass, so the replicates carry the uncertainty of the form choice as well as of the fit
+(bootstrap model selection: Efron 2014, "Estimation and accuracy after model selection"). Each
+replicate is then fitted with the form it chose, and a close call between two forms that disagree on
+the plan shows in P(best beats runner-up) and the intervals, where replicates of the chosen form
+alone would be sure of a plan that nearly half the resamples reject. Why this and not a fixed mixture
+of the forms near the best error (the adaptive design's pool): it needs no threshold, and a form
+enters each replicate by the same rule that chose the plan's form, as often as the data support it.
+LOCO per form for every replicate is cheap: ``fit.loco_grid`` takes all replicates at once.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from slicebudget.planning.fit import Fit, cell_weights, fit_grid, loco_predictions, training_inputs
-from slicebudget.planning.forms import FORMS, usable_forms
+from slicebudget.planning.fit import Fit, cell_weights, loco_predictions, training_inputs
+from slicebudget.planning.forms import usable_forms
 from slicebudget.planning.observations import Observations
 
 MONOTONE_TOLERANCE = 0.01
@@ -68,9 +71,3 @@ def choose_form(obs: Observations) -> tuple[str, dict[str, float], list[str]]:
     names, errors, aside, _ = choose_forms(obs, obs.cell_means()[None, :])
     return names[int(winners(errors, aside)[0])], dict(zip(names, map(float, errors[0]))), \
         [name for name, off in zip(names, aside[0]) if off]
-
-
-def non_monotone_forms(obs: Observations, names) -> list[str]:
-    """Of ``names``, the forms whose fit to the cell means lowers IoU with more annotation."""
-    at, weights = training_inputs(obs), cell_weights(obs)
-    return [name for name in names if _falls(obs, fit_grid(FORMS[name], at, obs.cell_means(), weights))[0]]
