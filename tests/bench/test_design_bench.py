@@ -10,6 +10,7 @@ import pytest
 
 from slicebudget.bench.design import (
     Replay,
+    ReplayBench,
     _compare,
     bench_replay,
     redrawn_repeats,
@@ -80,6 +81,11 @@ def test_target_arithmetic():
     assert ok.met(48)  # 14 <= 0.3 * 48 and regret <= 0.01 everywhere
     assert not replace(ok, runs_used=15).met(48)
     assert not replace(ok, regret={1.0: 0.0101, 2.0: 0.0}).met(48)
+    # the paired random design is judged by its own regret, at the same number of runs
+    assert ok.met(48, random=True) and not replace(ok, random_regret={1.0: 0.02, 2.0: 0.0}).met(48, random=True)
+    assert replace(ok, regret={1.0: 0.5, 2.0: 0.0}).met(48, random=True)
+    bench = ReplayBench("r", 48, 14, [1.0, 2.0], "slices", {}, [ok, replace(ok, random_regret={1.0: 0.02, 2.0: 0.0})])
+    assert (bench.seeds_met, bench.random_seeds_met) == (2, 1)
 
 
 def test_bench_design_prints_runs_regret_and_the_target(records, tmp_path, capsys):
@@ -94,6 +100,7 @@ def test_bench_design_prints_runs_regret_and_the_target(records, tmp_path, capsy
     assert data["seeds"] == 2 and data["grid_runs"] == 48 and data["max_runs"] == 14
     assert all(r["runs_used"] <= 14 for r in data["replays"])
     assert set(data["reference_stability"]) == {"36"}
+    assert "seeds -> " in text and f"(the paired random designs: {data['random_seeds_met']}/2)" in text
 
 
 @pytest.mark.parametrize("args, message", [

@@ -99,7 +99,8 @@ def bench_design_command(
                   f"pairs; there the plan was the full grid's in {cal['same_plan']} and within {REGRET_TOLERANCE} "
                   f"of it in {cal['within_tolerance']}")
     console.print(f"target ({summary['target']}): {summary['seeds_met']}/{seeds} seeds -> "
-                  f"{'MET' if summary['target_met'] else 'NOT MET'}")
+                  f"{'MET' if summary['target_met'] else 'NOT MET'} (the paired random designs: "
+                  f"{summary['random_seeds_met']}/{seeds})")
     if json_out is not None:
         from slicebudget.io.atomic import atomic_write
 
