@@ -177,7 +177,8 @@ def loco_predictions(form: Form, obs: Observations, targets: np.ndarray, weights
                      with_fit: bool = False) -> np.ndarray | tuple[np.ndarray, Fit]:
     """(replicates, cells) leave-one-cell-out predictions: the closed form, refitting the folds it
     cannot do (a cell that alone supports a parameter); ``with_fit``: and the fit to all cells."""
-    pred, fit = loco_grid(form, training_inputs(obs), targets, weights, with_fit=True)
+    out = loco_grid(form, training_inputs(obs), targets, weights, with_fit=with_fit)
+    pred = out[0] if with_fit else out
     for cell in np.flatnonzero(np.isnan(pred).any(axis=0)):
         pred[:, cell] = refit_held_out(form, obs, int(cell), targets, weights)
-    return (pred, fit) if with_fit else pred
+    return out

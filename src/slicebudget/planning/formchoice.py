@@ -66,8 +66,15 @@ def winners(errors: np.ndarray, aside: np.ndarray) -> np.ndarray:
     return np.argmin(np.where(pool, np.inf, errors), axis=1)
 
 
+def row_verdict(names: list[str], errors: np.ndarray, aside: np.ndarray, row: int = 0
+                ) -> tuple[str, dict[str, float], list[str]]:
+    """Row ``row`` of :func:`choose_forms`'s output in words: its form, every form's LOCO MAE and the
+    forms set aside."""
+    return (names[int(winners(errors[row:row + 1], aside[row:row + 1])[0])],
+            dict(zip(names, map(float, errors[row]))), [name for name, off in zip(names, aside[row]) if off])
+
+
 def choose_form(obs: Observations) -> tuple[str, dict[str, float], list[str]]:
     """The plan's form (the rule on the study's cell means), every form's LOCO MAE and the forms set aside."""
     names, errors, aside, _ = choose_forms(obs, obs.cell_means()[None, :])
-    return names[int(winners(errors, aside)[0])], dict(zip(names, map(float, errors[0]))), \
-        [name for name, off in zip(names, aside[0]) if off]
+    return row_verdict(names, errors, aside)

@@ -8,6 +8,7 @@ import numpy as np
 
 from slicebudget.planning.bootstrap import Predictive, RepeatNoise, bootstrap_targets, repeat_noise, t_scales
 from slicebudget.planning.fit import Fit, Mixture, cell_weights, fit_grid, mixture, training_inputs
+from slicebudget.planning.formchoice import choose_forms, row_verdict, winners
 from slicebudget.planning.formerror import form_variance
 from slicebudget.planning.forms import Form
 from slicebudget.planning.observations import Observations
@@ -89,13 +90,10 @@ def chosen_surface(obs: Observations, replicates: int = REPLICATES, seed: int = 
     held-out cells about as well, so their errors are of the same size, and one estimate per form
     would cost a leave-one-cell-out pass each. The replicates also get Student-t scales for the
     paired differences of P(best beats runner-up) (``Predictive.prob_beats``)."""
-    from slicebudget.planning.formchoice import choose_forms, winners
-
     targets = np.vstack([obs.cell_means(), bootstrap_targets(obs, replicates, seed)])
     names, errors, aside, fits = choose_forms(obs, targets)
-    which = winners(errors, aside)
-    form = names[int(which[0])]
-    reps = mixture({name: fit.rows(slice(1, None)) for name, fit in fits.items()}, names, which[1:])
+    form, point_errors, point_aside = row_verdict(names, errors, aside)
+    reps = mixture({name: fit.rows(slice(1, None)) for name, fit in fits.items()}, names, winners(errors, aside)[1:])
     surface = Surface(obs, fits[form].rows(slice(0, 1)), reps, repeat_noise(obs), 0.0,
                       t_scales(len(obs.repeats), replicates, seed))
-    return surface, dict(zip(names, map(float, errors[0]))), [name for name, off in zip(names, aside[0]) if off]
+    return surface, point_errors, point_aside
