@@ -26,6 +26,8 @@ def pytest_addoption(parser):
 @pytest.fixture
 def artifacts(request, tmp_path) -> dict:
     folder = request.config.getoption("--artifacts-dir")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)  # a fresh folder name must not fail the test at its last step
     return {"dir": Path(folder) if folder else tmp_path, "save": request.config.getoption("--save-artifacts"),
             "repo_copy": ARTIFACTS / "e2e.png"}
 
